@@ -1,0 +1,433 @@
+"""The shared base of skae's estimators: parameters, training and inference."""
+
+import copy
+import warnings
+from abc import ABCMeta, abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from ._compat import Interval, StrOptions, validate_data
+from ._losses import elementwise_reconstruction_error, reconstruction_loss
+from ._modules import ACTIVATIONS, UNIT_INTERVAL_ACTIVATIONS, build_autoencoder, glorot_init_
+from ._training import TrainState, fit_module, iter_chunks, torch_threads
+
+_ACTIVATION_NAMES = StrOptions(set(ACTIVATIONS))
+_INT32_MAX = np.iinfo(np.int32).max
+
+#: Below this many multiply-adds per minibatch step, one intra-op thread is
+#: faster than several on small CPUs (see benchmarks/bench_threads.py).
+SINGLE_THREAD_MACS = 1 << 22
+
+
+def as_tensor(array, device, dtype):
+    """Wrap a numpy array as a tensor on ``device`` without copying when possible.
+
+    Parameters
+    ----------
+    array : ndarray
+        Input; may be read-only (e.g. a memory map): skae never writes to it.
+    device : torch.device
+    dtype : torch.dtype
+
+    Returns
+    -------
+    tensor : torch.Tensor
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        tensor = torch.as_tensor(array)
+    return tensor.to(device=device, dtype=dtype)
+
+
+def resolve_device(device, owner):
+    """Turn the ``device`` parameter into a ``torch.device``.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
+        ``"cuda:N"``, or anything else ``torch.device`` accepts.
+    owner : str
+        Estimator name for error messages.
+
+    Returns
+    -------
+    device : torch.device
+    """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"The 'device' parameter of {owner} must be 'auto', 'cpu', 'cuda', "
+            f"'cuda:N' or a torch.device. Got {device!r} instead."
+        ) from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"The 'device' parameter of {owner} is {device!r}, but CUDA is not "
+                "available on this machine. Use device='auto' or device='cpu'."
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"The 'device' parameter of {owner} is {device!r}, but only "
+                f"{torch.cuda.device_count()} CUDA device(s) are available."
+            )
+    return resolved
+
+
+def module_device(module):
+    """Device of a module's first parameter."""
+    return next(module.parameters()).device
+
+
+def _state_to_cpu(state_dict):
+    return None if state_dict is None else {k: v.cpu() for k, v in state_dict.items()}
+
+
+class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
+    """Base class for autoencoder estimators.
+
+    Warning: This class should not be used directly. Use derived classes
+    instead.
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [_ACTIVATION_NAMES],
+        "latent_activation": [_ACTIVATION_NAMES],
+        "output_activation": [_ACTIVATION_NAMES],
+        "loss": [StrOptions({"mse", "bce"})],
+        "solver": [StrOptions({"adam", "adamw", "sgd"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+    }
+
+    @abstractmethod
+    def __init__(
+        self,
+        n_components,
+        *,
+        hidden_layer_sizes,
+        activation,
+        latent_activation,
+        output_activation,
+        loss,
+        solver,
+        alpha,
+        batch_size,
+        learning_rate_init,
+        max_iter,
+        shuffle,
+        random_state,
+        tol,
+        verbose,
+        warm_start,
+        momentum,
+        nesterovs_momentum,
+        early_stopping,
+        validation_fraction,
+        beta_1,
+        beta_2,
+        epsilon,
+        n_iter_no_change,
+        device,
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.latent_activation = latent_activation
+        self.output_activation = output_activation
+        self.loss = loss
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+
+    # ------------------------------------------------------------------ checks
+    def _hidden_sizes(self):
+        sizes = self.hidden_layer_sizes
+        if isinstance(sizes, Integral):
+            sizes = (sizes,)
+        sizes = tuple(sizes)
+        if not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in sizes):
+            raise ValueError(
+                f"The 'hidden_layer_sizes' parameter of {type(self).__name__} must be a "
+                f"sequence of integers >= 1 (or empty). Got {self.hidden_layer_sizes!r} instead."
+            )
+        return tuple(int(s) for s in sizes)
+
+    def _check_params(self, X):
+        """Check what the constraint language cannot express; return hidden sizes."""
+        name = type(self).__name__
+        sizes = self._hidden_sizes()
+        if self.loss == "bce":
+            if self.output_activation not in UNIT_INTERVAL_ACTIVATIONS:
+                raise ValueError(
+                    f"loss='bce' needs reconstructions in (0, 1): set "
+                    f"output_activation='sigmoid' on {name}. Got "
+                    f"output_activation={self.output_activation!r}."
+                )
+            if X.size and (X.min() < 0 or X.max() > 1):
+                raise ValueError(
+                    f"loss='bce' needs X in [0, 1]; got values in [{X.min():.4g}, "
+                    f"{X.max():.4g}]. Scale X (e.g. with MinMaxScaler) or use loss='mse'."
+                )
+        if self.early_stopping:
+            n_val = int(self.validation_fraction * X.shape[0])
+            if n_val < 1 or X.shape[0] - n_val < 1:
+                raise ValueError(
+                    f"early_stopping=True with validation_fraction={self.validation_fraction} "
+                    f"leaves no validation or no training sample among {X.shape[0]} "
+                    "samples. Use more samples, a larger validation_fraction, or "
+                    "early_stopping=False."
+                )
+        return sizes
+
+    # ---------------------------------------------------------------- training
+    def _build_module(self, n_features, hidden_sizes, generator):
+        module = build_autoencoder(
+            n_features,
+            hidden_sizes,
+            self.n_components,
+            self.activation,
+            self.latent_activation,
+            self.output_activation,
+        )
+        glorot_init_(module, generator)
+        return module
+
+    def _make_optimizer(self, module):
+        weights = [p for n, p in module.named_parameters() if n.endswith("weight")]
+        others = [p for n, p in module.named_parameters() if not n.endswith("weight")]
+        groups = [
+            {"params": weights, "weight_decay": self.alpha},
+            {"params": others, "weight_decay": 0.0},
+        ]
+        lr = self.learning_rate_init
+        if self.solver == "sgd":
+            return torch.optim.SGD(
+                groups, lr=lr, momentum=self.momentum,
+                nesterov=self.nesterovs_momentum and self.momentum > 0,
+            )
+        cls = torch.optim.Adam if self.solver == "adam" else torch.optim.AdamW
+        kwargs = dict(lr=lr, betas=(self.beta_1, self.beta_2), eps=self.epsilon)
+        try:
+            return cls(groups, fused=True, **kwargs)
+        except (RuntimeError, TypeError, ValueError):  # fused kernels unsupported here
+            return cls(groups, **kwargs)
+
+    def _loss_terms(self, module, xb):
+        """Training objective on one batch: ``(loss, {term name: value})``."""
+        x_hat, _ = module(xb)
+        rec = reconstruction_loss(x_hat, xb, self.loss)
+        return rec, {"reconstruction": rec}
+
+    def _n_threads(self, n_features, hidden_sizes, batch_size, device):
+        """Intra-op threads for training: one for small problems on the CPU."""
+        if device.type != "cpu":
+            return None
+        widths = [n_features, *hidden_sizes, self.n_components]
+        macs = 2 * batch_size * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+        return 1 if macs < SINGLE_THREAD_MACS else None
+
+    def _fit(self, X, incremental=False):
+        """Fit from scratch, or continue training (warm start, partial fit)."""
+        reuse = hasattr(self, "module_") and (incremental or self.warm_start)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not reuse)
+        hidden_sizes = self._check_params(X)
+        device = resolve_device(self.device, type(self).__name__)
+        if not reuse:
+            self._random_state = check_random_state(self.random_state)
+        seed = int(self._random_state.randint(_INT32_MAX))
+        cpu_gen = torch.Generator().manual_seed(seed)
+        if reuse:
+            module, state = self.module_.to(device), self._train_state
+        else:
+            module, state = self._build_module(X.shape[1], hidden_sizes, cpu_gen).to(device), TrainState()
+        optimizer = getattr(self, "_optimizer", None) if incremental else None
+        if optimizer is None:
+            optimizer = self._make_optimizer(module)
+
+        X_t = as_tensor(X, device, torch.float32)
+        index, validation_score = None, None
+        if self.early_stopping and not incremental:
+            n_val = int(self.validation_fraction * X.shape[0])
+            perm = torch.randperm(X.shape[0], generator=cpu_gen).to(device)
+            val_index, index = perm[:n_val], perm[n_val:]
+
+            def validation_score(m):
+                return -self._mean_error(m, X_t.index_select(0, val_index))
+
+        generator = torch.Generator(device=device).manual_seed(seed + 1)
+        batch_size = min(self.batch_size, X.shape[0])
+        n_threads = self._n_threads(X.shape[1], hidden_sizes, batch_size, device)
+        with torch_threads(n_threads):
+            status = fit_module(
+                module,
+                X_t,
+                self._loss_terms,
+                optimizer,
+                state,
+                max_iter=1 if incremental else self.max_iter,
+                batch_size=batch_size,
+                generator=generator,
+                index=index,
+                validation_score=validation_score,
+                shuffle=self.shuffle,
+                tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change,
+                check_convergence=not incremental,
+                verbose=bool(self.verbose),
+            )
+        self.module_ = module
+        self._optimizer = optimizer
+        self._train_state = state
+        self.n_iter_ = state.n_iter
+        self.loss_curve_ = list(state.loss_curve)
+        self.loss_terms_ = {k: list(v) for k, v in state.terms.items()}
+        self.best_loss_ = state.best_loss
+        if self.early_stopping and not incremental:
+            self.validation_scores_ = list(state.validation_scores)
+            self.best_validation_score_ = state.best_validation_score
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+        if status == "max_iter" and not incremental:
+            warnings.warn(
+                f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached "
+                "and the optimization hasn't converged yet.",
+                ConvergenceWarning,
+            )
+        return self
+
+    # --------------------------------------------------------------- inference
+    def _mean_error(self, module, xb):
+        """Mean reconstruction error of a tensor, computed in bounded chunks."""
+        total = 0.0
+        for start, stop in iter_chunks(xb.shape[0], self._max_width()):
+            x = xb[start:stop]
+            total = total + elementwise_reconstruction_error(module(x)[0], x, self.loss).sum()
+        return float(total) / xb.numel()
+
+    def _max_width(self):
+        return max(self.n_features_in_, self.n_components, *self._hidden_sizes(), 1)
+
+    def _apply(self, X, fn, n_out):
+        """Run ``fn(module, x_chunk)`` over ``X`` in chunks; numpy out, X's dtype.
+
+        Float64 input is computed in float64, float32 input in float32.
+        """
+        module = self.module_
+        device = module_device(module)
+        dtype = torch.float64 if X.dtype == np.float64 else torch.float32
+        if dtype != next(module.parameters()).dtype:
+            module = copy.deepcopy(module).to(dtype)
+        out = np.empty((X.shape[0], n_out), dtype=X.dtype)
+        with torch.inference_mode():
+            for start, stop in iter_chunks(X.shape[0], self._max_width()):
+                xb = as_tensor(X[start:stop], device, dtype)
+                out[start:stop] = fn(module, xb).cpu().numpy()
+        return out
+
+    def _validate_X(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+
+    def _encode(self, X):
+        return self._apply(X, lambda m, x: m.encoder(x), self.n_components)
+
+    def _decode(self, Z):
+        return self._apply(Z, lambda m, z: m.decoder(z), self.n_features_in_)
+
+    def _reconstruct(self, X):
+        return self._apply(X, lambda m, x: m(x)[0], self.n_features_in_)
+
+    def _feature_errors(self, X):
+        loss = self.loss
+        return self._apply(
+            X, lambda m, x: elementwise_reconstruction_error(m(x)[0], x, loss), self.n_features_in_
+        )
+
+    def _reconstruction_error(self, X):
+        loss = self.loss
+        return self._apply(
+            X, lambda m, x: elementwise_reconstruction_error(m(x)[0], x, loss).mean(1, keepdim=True), 1
+        )[:, 0]
+
+    def reconstruct(self, X):
+        """Encode and decode ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        X_hat : ndarray of shape (n_samples, n_features)
+            Reconstruction of ``X``, in ``X``'s dtype (float64 or float32).
+        """
+        return self._reconstruct(self._validate_X(X))
+
+    # -------------------------------------------------------------- pickling
+    def __getstate__(self):
+        state = super().__getstate__()
+        state = dict(state)
+        if "module_" in state:
+            state["module_"] = copy.deepcopy(self.module_).cpu()
+            state["_fit_device"] = str(module_device(self.module_))
+        state.pop("_optimizer", None)
+        if "_train_state" in state:
+            train_state = copy.copy(self._train_state)
+            train_state.best_state = _state_to_cpu(train_state.best_state)
+            state["_train_state"] = train_state
+        return state
+
+    def __setstate__(self, state):
+        fit_device = state.pop("_fit_device", "cpu")
+        super().__setstate__(state)
+        if "module_" in state and fit_device.startswith("cuda") and torch.cuda.is_available():
+            try:
+                self.module_.to(resolve_device(fit_device, type(self).__name__))
+            except ValueError:  # that GPU index is absent here: stay on the CPU
+                pass

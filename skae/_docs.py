@@ -1,0 +1,143 @@
+"""Docstring fragments shared by the public estimators."""
+
+NETWORK_AND_TRAINING_PARAMETERS = """\
+hidden_layer_sizes : tuple of int, default={hidden_layer_sizes}
+    Widths of the encoder's hidden layers, input side first. The decoder
+    mirrors them. ``()`` gives a shallow autoencoder (one linear map each
+    way). Widths may exceed ``n_features`` (overcomplete).
+
+activation : {{"relu", "tanh", "logistic", "sigmoid", "identity", \
+"leaky_relu", "elu", "gelu"}}, default="relu"
+    Activation of the hidden layers. ``"logistic"`` and ``"sigmoid"`` are
+    the same function.
+
+latent_activation : str, default="identity"
+    Activation of the code (bottleneck) layer; same choices as
+    ``activation``.
+
+output_activation : str, default="identity"
+    Activation of the reconstruction; same choices as ``activation``. Use
+    ``"sigmoid"`` for data in [0, 1] (required with ``loss="bce"``).
+
+loss : {{"mse", "bce"}}, default="mse"
+    Reconstruction error per element: squared error, or binary
+    cross-entropy for data in [0, 1]. Training minimizes its mean over
+    samples and features.
+
+solver : {{"adam", "adamw", "sgd"}}, default="adam"
+    Optimizer. ``"adamw"`` applies ``alpha`` as decoupled weight decay;
+    ``"sgd"`` uses ``momentum`` and ``nesterovs_momentum``.
+
+alpha : float, default=0.0
+    Strength of the L2 penalty on the weights (not the biases): the
+    gradient of ``0.5 * alpha * ||W||^2`` is added to each update.
+
+batch_size : int, default=256
+    Minibatch size; clipped to the number of training samples.
+
+learning_rate_init : float, default=1e-3
+    Step size of the optimizer.
+
+max_iter : int, default={max_iter}
+    Maximum number of epochs (passes over the data) per call to ``fit``.
+
+shuffle : bool, default=True
+    Whether to reshuffle the samples every epoch.
+
+random_state : int, RandomState instance or None, default=None
+    Controls weight initialization, shuffling and the validation split.
+    Pass an int for reproducible results: on the CPU, the same int and data
+    give identical models. No global random state is touched.
+
+tol : float, default=1e-4
+    Minimum improvement of the training loss (or of the validation score
+    with ``early_stopping``) that counts as progress.
+
+verbose : bool, default=False
+    Show a progress bar with the running loss.
+
+warm_start : bool, default=False
+    Continue training the fitted network on the next ``fit`` call instead
+    of starting anew (with a fresh optimizer and the same history).
+
+momentum : float, default=0.9
+    Momentum for ``solver="sgd"``.
+
+nesterovs_momentum : bool, default=True
+    Whether ``solver="sgd"`` uses Nesterov's momentum.
+
+early_stopping : bool, default=False
+    Hold out ``validation_fraction`` of the samples, stop when the
+    validation score has not improved by ``tol`` for ``n_iter_no_change``
+    epochs, and restore the weights of the best epoch.
+
+validation_fraction : float, default=0.1
+    Share of the samples held out with ``early_stopping``.
+
+beta_1 : float, default=0.9
+    Decay rate of Adam's first moment estimates.
+
+beta_2 : float, default=0.999
+    Decay rate of Adam's second moment estimates.
+
+epsilon : float, default=1e-8
+    Adam's numerical stability constant.
+
+n_iter_no_change : int, default=10
+    Epochs without improvement of ``tol`` before training stops.
+
+device : str or torch.device, default="auto"
+    Where to train: ``"auto"`` picks CUDA when available and the CPU
+    otherwise; or ``"cpu"``, ``"cuda"``, ``"cuda:1"``. A fitted model
+    pickles and unpickles on a machine without a GPU.
+"""
+
+TRAINING_ATTRIBUTES = """\
+n_features_in_ : int
+    Number of features seen during fit.
+
+feature_names_in_ : ndarray of shape (n_features_in_,)
+    Names of features seen during fit, when ``X`` has string column names.
+
+module_ : torch.nn.Module
+    The fitted network. ``module_.encoder`` maps inputs to codes and
+    ``module_.decoder`` maps codes back; both are plain
+    ``torch.nn.Sequential`` modules, reusable on their own.
+
+n_iter_ : int
+    Number of epochs run (accumulated over warm starts and partial fits).
+
+loss_curve_ : list of float
+    Mean training loss per epoch.
+
+loss_terms_ : dict of str to list of float
+    Mean of each term of the training loss per epoch (``"reconstruction"``,
+    and one entry per regularizer).
+
+best_loss_ : float
+    Lowest training loss reached.
+
+validation_scores_ : list of float or None
+    With ``early_stopping``, the score on the held-out samples per epoch:
+    the negative mean reconstruction error (higher is better). Else None.
+
+best_validation_score_ : float or None
+    Best of ``validation_scores_``, whose weights were restored.
+"""
+
+
+def fill(template, **values):
+    """Substitute ``{name}`` placeholders in a docstring template.
+
+    Parameters
+    ----------
+    template : str
+        Text with ``{name}`` fields; literal braces are doubled.
+    **values : str
+        Field values.
+
+    Returns
+    -------
+    text : str
+    """
+    return template.format(**values)

@@ -1,0 +1,262 @@
+"""The training engine: one minibatch loop shared by every estimator.
+
+Free of scikit-learn. A loss function ``loss_fn(module, xb) -> (loss, terms)``
+is the only seam: regularizers are extra terms it returns, and every term is
+recorded per epoch in :class:`TrainState`.
+"""
+
+import math
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+#: Rows per chunk in inference and validation: bounds memory on any n.
+INFERENCE_CHUNK_ELEMENTS = 1 << 21
+
+
+@dataclass
+class TrainState:
+    """Training history and early-stopping bookkeeping, kept across calls.
+
+    Attributes
+    ----------
+    n_iter : int
+        Epochs run so far.
+    loss_curve : list of float
+        Mean training loss (all terms) per epoch.
+    terms : dict of str to list of float
+        Mean of each loss term per epoch, keyed by term name.
+    validation_scores : list of float
+        Validation score per epoch (higher is better), when validating.
+    best_loss : float
+        Lowest training loss seen.
+    best_validation_score : float
+        Highest validation score seen.
+    no_improvement_count : int
+        Consecutive epochs without an improvement larger than ``tol``.
+    best_state : dict or None
+        Copy of the module's ``state_dict`` at the best validation score.
+    """
+
+    n_iter: int = 0
+    loss_curve: list = field(default_factory=list)
+    terms: dict = field(default_factory=dict)
+    validation_scores: list = field(default_factory=list)
+    best_loss: float = math.inf
+    best_validation_score: float = -math.inf
+    no_improvement_count: int = 0
+    best_state: dict = None
+
+
+@contextmanager
+def torch_threads(n_threads):
+    """Run a block with ``torch.set_num_threads(n_threads)``, then restore.
+
+    Parameters
+    ----------
+    n_threads : int or None
+        Number of intra-op threads; None leaves the setting alone.
+    """
+    previous = torch.get_num_threads()
+    if n_threads is None or n_threads == previous:
+        yield
+        return
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _clone_state(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def iter_chunks(n_rows, n_cols):
+    """Yield ``(start, stop)`` row ranges whose size bounds memory use.
+
+    Parameters
+    ----------
+    n_rows : int
+        Rows to cover.
+    n_cols : int
+        Widest row (in elements) that a chunk will materialize.
+    """
+    step = max(1, INFERENCE_CHUNK_ELEMENTS // max(1, n_cols))
+    for start in range(0, n_rows, step):
+        yield start, min(start + step, n_rows)
+
+
+def run_epoch(module, X, loss_fn, optimizer, *, index, batch_size, generator, shuffle):
+    """Run one pass of minibatch updates over ``X[index]``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Module to train (already on ``X.device``).
+    X : torch.Tensor of shape (n_samples, n_features)
+        Whole data set, on the training device.
+    loss_fn : callable
+        ``loss_fn(module, xb) -> (loss, terms)``: a scalar tensor to
+        minimize, and a dict of named scalar tensors to record.
+    optimizer : torch.optim.Optimizer
+    index : torch.Tensor or None
+        Rows of ``X`` to train on; None for all rows.
+    batch_size : int
+    generator : torch.Generator
+        Shuffling randomness, on ``X.device``.
+    shuffle : bool
+
+    Returns
+    -------
+    means : torch.Tensor
+        Sample-weighted mean of the loss and then of each term over the
+        epoch, still on the device (no host synchronisation).
+    names : list of str
+        Term names, in the order of ``means[1:]``.
+    """
+    n = X.shape[0] if index is None else index.shape[0]
+    order = torch.randperm(n, generator=generator, device=X.device) if shuffle else None
+    if index is not None:
+        order = index if order is None else index[order]
+    sums, names = None, None
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        xb = X[start:stop] if order is None else X.index_select(0, order[start:stop])
+        loss, terms = loss_fn(module, xb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        values = torch.stack([loss.detach(), *(t.detach() for t in terms.values())]) * (stop - start)
+        sums = values if sums is None else sums + values
+        names = list(terms)
+    return sums / n, names
+
+
+def fit_module(
+    module,
+    X,
+    loss_fn,
+    optimizer,
+    state,
+    *,
+    max_iter,
+    batch_size,
+    generator,
+    index=None,
+    validation_score=None,
+    shuffle=True,
+    tol=1e-4,
+    n_iter_no_change=10,
+    check_convergence=True,
+    verbose=False,
+):
+    """Train ``module`` with minibatch gradient descent.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Module to train in place, on ``X.device``.
+    X : torch.Tensor of shape (n_samples, n_features)
+        Training data as one tensor on the training device.
+    loss_fn : callable
+        ``loss_fn(module, xb) -> (loss, terms)``; see :func:`run_epoch`.
+    optimizer : torch.optim.Optimizer
+        Optimizer over ``module``'s parameters.
+    state : TrainState
+        History to append to; updated in place.
+    max_iter : int
+        Maximum number of epochs in this call.
+    batch_size : int
+        Minibatch size (clipped to the number of training rows).
+    generator : torch.Generator
+        Randomness for shuffling, on ``X.device``.
+    index : torch.Tensor or None, default=None
+        Training rows of ``X``; None for all.
+    validation_score : callable or None, default=None
+        ``validation_score(module) -> float``, higher is better. When given,
+        training stops on it (early stopping) and the weights of the best
+        epoch are restored at the end.
+    shuffle : bool, default=True
+        Reshuffle the rows every epoch.
+    tol : float, default=1e-4
+        Minimum improvement of the monitored quantity.
+    n_iter_no_change : int, default=10
+        Stop after this many epochs without an improvement of ``tol``.
+    check_convergence : bool, default=True
+        Whether to stop on the criterion above at all.
+    verbose : bool, default=False
+        Show a progress bar with the running loss.
+
+    Returns
+    -------
+    status : {"converged", "max_iter", "interrupted"}
+        Why training stopped.
+
+    Raises
+    ------
+    FloatingPointError
+        When the training loss becomes NaN or infinite. The module's weights
+        are then put back to what they were when the call started.
+    """
+    n = X.shape[0] if index is None else index.shape[0]
+    batch_size = max(1, min(batch_size, n))
+    start_state = _clone_state(module)
+    status = "max_iter"
+    bar = tqdm(total=max_iter, disable=not verbose, desc="fit", unit="epoch", leave=False)
+    try:
+        for _ in range(max_iter):
+            module.train()
+            means, names = run_epoch(
+                module, X, loss_fn, optimizer,
+                index=index, batch_size=batch_size, generator=generator, shuffle=shuffle,
+            )
+            values = means.tolist()  # the one host synchronisation per epoch
+            loss = values[0]
+            if not math.isfinite(loss):
+                module.load_state_dict(start_state)
+                raise FloatingPointError(
+                    f"The training loss became {loss} at epoch {state.n_iter + 1}; the "
+                    "weights were reset to those before this fit. Lower "
+                    "learning_rate_init or standardize the input."
+                )
+            state.n_iter += 1
+            state.loss_curve.append(loss)
+            for name, value in zip(names, values[1:]):
+                state.terms.setdefault(name, []).append(value)
+            improved = _update_stopping(state, module, loss, validation_score, tol)
+            state.no_improvement_count = 0 if improved else state.no_improvement_count + 1
+            bar.update()
+            bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+            if check_convergence and state.no_improvement_count > n_iter_no_change:
+                status = "converged"
+                break
+    except KeyboardInterrupt:
+        warnings.warn("Training interrupted by user.", UserWarning, stacklevel=3)
+        status = "interrupted"
+    finally:
+        bar.close()
+    if validation_score is not None and state.best_state is not None:
+        module.load_state_dict(state.best_state)
+    module.eval()
+    return status
+
+
+def _update_stopping(state, module, loss, validation_score, tol):
+    """Record the epoch's loss or validation score; return whether it improved."""
+    previous_best = state.best_loss
+    state.best_loss = min(previous_best, loss)
+    if validation_score is None:
+        return loss < previous_best - tol
+    module.eval()
+    with torch.no_grad():
+        score = float(validation_score(module))
+    state.validation_scores.append(score)
+    improved = score > state.best_validation_score + tol
+    if score > state.best_validation_score:
+        state.best_validation_score = score
+        state.best_state = _clone_state(module)
+    return improved
