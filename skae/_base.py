@@ -124,6 +124,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "standardize": ["boolean"],
         "device": [str, torch.device],
     }
 
@@ -155,6 +156,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         beta_2,
         epsilon,
         n_iter_no_change,
+        standardize,
         device,
     ):
         self.n_components = n_components
@@ -181,6 +183,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.standardize = standardize
         self.device = device
 
     # ------------------------------------------------------------------ checks
@@ -201,6 +204,12 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         name = type(self).__name__
         sizes = self._hidden_sizes()
         if self.loss == "bce":
+            if self.standardize:
+                raise ValueError(
+                    f"loss='bce' compares reconstructions with X in [0, 1] and cannot be "
+                    f"combined with standardize=True on {name}; use loss='mse' or "
+                    "standardize=False."
+                )
             if self.output_activation not in UNIT_INTERVAL_ACTIVATIONS:
                 raise ValueError(
                     f"loss='bce' needs reconstructions in (0, 1): set "
@@ -224,14 +233,22 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         return sizes
 
     # ---------------------------------------------------------------- training
-    def _build_module(self, n_features, hidden_sizes, generator):
+    def _build_module(self, X_t, hidden_sizes, generator):
+        shift = scale = None
+        if self.standardize:
+            var, shift = torch.var_mean(X_t, dim=0, correction=0)
+            scale = var.sqrt()
+            scale = torch.where(scale > 1e-12 * shift.abs().clamp(min=1.0), scale, 1.0)
+            shift, scale = shift.cpu(), scale.cpu()
         module = build_autoencoder(
-            n_features,
+            X_t.shape[1],
             hidden_sizes,
             self.n_components,
             self.activation,
             self.latent_activation,
             self.output_activation,
+            shift=shift,
+            scale=scale,
         )
         glorot_init_(module, generator)
         return module
@@ -259,7 +276,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
     def _loss_terms(self, module, xb):
         """Training objective on one batch: ``(loss, {term name: value})``."""
         x_hat, _ = module(xb)
-        rec = reconstruction_loss(x_hat, xb, self.loss)
+        rec = reconstruction_loss(x_hat, xb, self.loss, module.feature_scale)
         return rec, {"reconstruction": rec}
 
     def _n_threads(self, n_features, hidden_sizes, batch_size, device):
@@ -271,7 +288,10 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         return 1 if macs < SINGLE_THREAD_MACS else None
 
     def _fit(self, X, incremental=False):
-        """Fit from scratch, or continue training (warm start, partial fit)."""
+        """Fit from scratch, or continue training (warm start, partial fit).
+
+        Returns the validated ``X``.
+        """
         reuse = hasattr(self, "module_") and (incremental or self.warm_start)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not reuse)
         hidden_sizes = self._check_params(X)
@@ -280,15 +300,16 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
             self._random_state = check_random_state(self.random_state)
         seed = int(self._random_state.randint(_INT32_MAX))
         cpu_gen = torch.Generator().manual_seed(seed)
+        X_t = as_tensor(X, device, torch.float32)
         if reuse:
             module, state = self.module_.to(device), self._train_state
         else:
-            module, state = self._build_module(X.shape[1], hidden_sizes, cpu_gen).to(device), TrainState()
+            module = self._build_module(X_t, hidden_sizes, cpu_gen).to(device)
+            state = TrainState()
         optimizer = getattr(self, "_optimizer", None) if incremental else None
         if optimizer is None:
             optimizer = self._make_optimizer(module)
 
-        X_t = as_tensor(X, device, torch.float32)
         index, validation_score = None, None
         if self.early_stopping and not incremental:
             n_val = int(self.validation_fraction * X.shape[0])
@@ -338,7 +359,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
                 "and the optimization hasn't converged yet.",
                 ConvergenceWarning,
             )
-        return self
+        return X
 
     # --------------------------------------------------------------- inference
     def _mean_error(self, module, xb):
@@ -346,7 +367,8 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         total = 0.0
         for start, stop in iter_chunks(xb.shape[0], self._max_width()):
             x = xb[start:stop]
-            total = total + elementwise_reconstruction_error(module(x)[0], x, self.loss).sum()
+            errors = elementwise_reconstruction_error(module(x)[0], x, self.loss, module.feature_scale)
+            total = total + errors.sum()
         return float(total) / xb.numel()
 
     def _max_width(self):
@@ -355,6 +377,8 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
     def _apply(self, X, fn, n_out):
         """Run ``fn(module, x_chunk)`` over ``X`` in chunks; numpy out, X's dtype.
 
+        ``n_out`` is the width of ``fn``'s output, or None for a 1-D output.
+
         Float64 input is computed in float64, float32 input in float32.
         """
         module = self.module_
@@ -362,7 +386,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         dtype = torch.float64 if X.dtype == np.float64 else torch.float32
         if dtype != next(module.parameters()).dtype:
             module = copy.deepcopy(module).to(dtype)
-        out = np.empty((X.shape[0], n_out), dtype=X.dtype)
+        out = np.empty((X.shape[0],) if n_out is None else (X.shape[0], n_out), dtype=X.dtype)
         with torch.inference_mode():
             for start, stop in iter_chunks(X.shape[0], self._max_width()):
                 xb = as_tensor(X[start:stop], device, dtype)
@@ -384,15 +408,19 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
 
     def _feature_errors(self, X):
         loss = self.loss
-        return self._apply(
-            X, lambda m, x: elementwise_reconstruction_error(m(x)[0], x, loss), self.n_features_in_
-        )
+
+        def errors(m, x):
+            return elementwise_reconstruction_error(m(x)[0], x, loss, m.feature_scale)
+
+        return self._apply(X, errors, self.n_features_in_)
 
     def _reconstruction_error(self, X):
         loss = self.loss
-        return self._apply(
-            X, lambda m, x: elementwise_reconstruction_error(m(x)[0], x, loss).mean(1, keepdim=True), 1
-        )[:, 0]
+
+        def errors(m, x):
+            return elementwise_reconstruction_error(m(x)[0], x, loss, m.feature_scale).mean(1)
+
+        return self._apply(X, errors, None)
 
     def reconstruct(self, X):
         """Encode and decode ``X``.

@@ -86,6 +86,13 @@ epsilon : float, default=1e-8
 n_iter_no_change : int, default=10
     Epochs without improvement of ``tol`` before training stops.
 
+standardize : bool, default={standardize}
+    Standardize each feature inside the network (mean and standard
+    deviation learned on the first ``fit``), and measure reconstruction
+    errors in standard deviations, so that no feature dominates the error
+    through its scale alone. ``transform``, ``inverse_transform`` and
+    ``module_`` still take and return data in the original units.
+
 device : str or torch.device, default="auto"
     Where to train: ``"auto"`` picks CUDA when available and the CPU
     otherwise; or ``"cpu"``, ``"cuda"``, ``"cuda:1"``. A fitted model

@@ -46,6 +46,30 @@ def make_mlp(sizes, activation, last_activation):
     return nn.Sequential(*layers)
 
 
+class Standardize(nn.Module):
+    """Per-feature affine map ``(x - shift) / scale``, or its inverse.
+
+    Parameters
+    ----------
+    shift, scale : torch.Tensor of shape (n_features,)
+        Per-feature location and (positive) scale.
+    inverse : bool, default=False
+        Compute ``x * scale + shift`` instead.
+    """
+
+    def __init__(self, shift, scale, inverse=False):
+        super().__init__()
+        self.register_buffer("shift", shift.clone())
+        self.register_buffer("scale", scale.clone())
+        self.inverse = inverse
+
+    def forward(self, x):
+        """Apply the map."""
+        if self.inverse:
+            return torch.addcmul(self.shift, x, self.scale)
+        return (x - self.shift) / self.scale
+
+
 class Autoencoder(nn.Module):
     """An encoder and a decoder trained to reproduce the input.
 
@@ -55,12 +79,16 @@ class Autoencoder(nn.Module):
         Maps inputs of shape ``(n, n_features)`` to codes ``(n, n_components)``.
     decoder : torch.nn.Module
         Maps codes back to the input space.
+    feature_scale : torch.Tensor of shape (n_features,) or None, default=None
+        Per-feature scale by which reconstruction errors are divided (kept
+        as the buffer ``feature_scale``; ones when None).
     """
 
-    def __init__(self, encoder, decoder):
+    def __init__(self, encoder, decoder, feature_scale=None):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
+        self.register_buffer("feature_scale", feature_scale)
 
     def forward(self, x):
         """Return the reconstruction and the code of ``x``."""
@@ -69,7 +97,14 @@ class Autoencoder(nn.Module):
 
 
 def build_autoencoder(
-    n_features, hidden_layer_sizes, n_components, activation, latent_activation, output_activation
+    n_features,
+    hidden_layer_sizes,
+    n_components,
+    activation,
+    latent_activation,
+    output_activation,
+    shift=None,
+    scale=None,
 ):
     """Build an MLP autoencoder with a mirrored decoder.
 
@@ -83,6 +118,10 @@ def build_autoencoder(
         Width of the code (bottleneck).
     activation, latent_activation, output_activation : str
         Activation names for hidden layers, the code and the reconstruction.
+    shift, scale : torch.Tensor of shape (n_features,) or None, default=None
+        When given, the encoder starts by standardizing its input with them,
+        the decoder ends by undoing it, and reconstruction errors are
+        measured in standardized units.
 
     Returns
     -------
@@ -91,7 +130,11 @@ def build_autoencoder(
     widths = [n_features, *hidden_layer_sizes, n_components]
     encoder = make_mlp(widths, activation, latent_activation)
     decoder = make_mlp(widths[::-1], activation, output_activation)
-    return Autoencoder(encoder, decoder)
+    if scale is None:
+        return Autoencoder(encoder, decoder)
+    encoder.insert(0, Standardize(shift, scale))
+    decoder.append(Standardize(shift, scale, inverse=True))
+    return Autoencoder(encoder, decoder, feature_scale=scale)
 
 
 def glorot_init_(module, generator):

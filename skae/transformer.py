@@ -40,6 +40,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        standardize=False,
         device="auto",
     ):
         super().__init__(
@@ -67,6 +68,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             beta_2=beta_2,
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
+            standardize=standardize,
             device=device,
         )
 
@@ -86,7 +88,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self : object
             Fitted estimator.
         """
-        return self._fit(X)
+        self._fit(X)
+        return self
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -104,7 +107,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self : object
             Updated estimator.
         """
-        return self._fit(X, incremental=True)
+        self._fit(X, incremental=True)
+        return self
 
     def transform(self, X):
         """Encode X.
@@ -235,6 +239,11 @@ Examples
 >>> ae.inverse_transform(ae.transform(X[:3])).shape
 (3, 64)
 """,
-    parameters=fill(NETWORK_AND_TRAINING_PARAMETERS, hidden_layer_sizes="(64,)", max_iter="200"),
+    parameters=fill(
+        NETWORK_AND_TRAINING_PARAMETERS,
+        hidden_layer_sizes="(64,)",
+        max_iter="200",
+        standardize="False",
+    ),
     attributes=TRAINING_ATTRIBUTES,
 )

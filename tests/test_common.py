@@ -2,10 +2,11 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skae import AutoencoderTransformer
+from skae import AutoencoderAnomalyDetector, AutoencoderTransformer
 
 ESTIMATORS = [
     AutoencoderTransformer(max_iter=5, random_state=0),
+    AutoencoderAnomalyDetector(max_iter=5, random_state=0),
 ]
 
 #: Checks that are expected to fail, with the reason. Goal: empty.

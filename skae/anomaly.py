@@ -1,0 +1,271 @@
+"""Autoencoder as a scikit-learn outlier detector."""
+
+from numbers import Real
+
+import numpy as np
+from sklearn.base import OutlierMixin
+
+from ._base import _BaseAutoencoder
+from ._compat import Interval, StrOptions, _fit_context
+from ._docs import NETWORK_AND_TRAINING_PARAMETERS, TRAINING_ATTRIBUTES, fill
+
+
+class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
+    # The docstring is assembled below from the fragments shared with
+    # AutoencoderTransformer.
+
+    _parameter_constraints: dict = {
+        **_BaseAutoencoder._parameter_constraints,
+        "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
+    }
+
+    def __init__(
+        self,
+        n_components=8,
+        *,
+        contamination="auto",
+        hidden_layer_sizes=(64,),
+        activation="relu",
+        latent_activation="identity",
+        output_activation="identity",
+        loss="mse",
+        solver="adam",
+        alpha=0.0,
+        batch_size=256,
+        learning_rate_init=1e-3,
+        max_iter=100,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        standardize=True,
+        device="auto",
+    ):
+        super().__init__(
+            n_components,
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            latent_activation=latent_activation,
+            output_activation=output_activation,
+            loss=loss,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate_init=learning_rate_init,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            standardize=standardize,
+            device=device,
+        )
+        self.contamination = contamination
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the autoencoder on X and set the outlier threshold.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, assumed mostly normal; labels are not used.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        self._set_offset(self._fit(X))
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Run one epoch of training on X, then reset the threshold on X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            Updated estimator.
+        """
+        self._set_offset(self._fit(X, incremental=True))
+        return self
+
+    def _set_offset(self, X):
+        """Set ``offset_`` from the scores of the (validated) training data."""
+        scores = self._score_samples(X)
+        if self.contamination == "auto":
+            # Flag what lies far above the typical training error: the median
+            # plus 3 scaled median absolute deviations of the error.
+            median = np.median(scores)
+            mad = np.median(np.abs(scores - median)) * 1.4826
+            self.offset_ = float(median - 3.0 * mad)
+        else:
+            self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
+
+    def _score_samples(self, X):
+        return -self._reconstruction_error(X)
+
+    def score_samples(self, X):
+        """Opposite of the reconstruction error: the lower, the more abnormal.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            ``-feature_errors(X).mean(axis=1)``.
+        """
+        return self._score_samples(self._validate_X(X))
+
+    def decision_function(self, X):
+        """Shifted score: negative for outliers, positive for inliers.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            ``score_samples(X) - offset_``.
+        """
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X):
+        """Label each sample as inlier (+1) or outlier (-1).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to label.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            -1 where ``decision_function(X) < 0``, else +1.
+        """
+        decision = self.decision_function(X)
+        labels = np.ones(decision.shape[0], dtype=int)
+        labels[decision < 0] = -1
+        return labels
+
+    def feature_errors(self, X):
+        """Reconstruction error of every sample in every feature.
+
+        Says which features make a sample anomalous.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to explain.
+
+        Returns
+        -------
+        errors : ndarray of shape (n_samples, n_features)
+            Elementwise ``loss`` between each sample and its reconstruction,
+            in standard deviations of the training data when
+            ``standardize=True``. Higher is more anomalous. Its mean over
+            features is ``-score_samples(X)``.
+        """
+        return self._feature_errors(self._validate_X(X))
+
+
+AutoencoderAnomalyDetector.__doc__ = fill(
+    """Anomaly detector scoring samples by their autoencoder reconstruction error.
+
+An autoencoder learns to reconstruct the (mostly normal) training data;
+samples it reconstructs badly are anomalous. Follows scikit-learn's outlier
+conventions, as :class:`~sklearn.ensemble.IsolationForest` does:
+``score_samples`` is higher for more normal samples, ``decision_function``
+is negative for outliers, and ``predict`` returns +1 for inliers and -1 for
+outliers. :meth:`feature_errors` tells which features make a sample
+anomalous.
+
+Parameters
+----------
+n_components : int, default=8
+    Size of the code (bottleneck).
+
+contamination : "auto" or float, default="auto"
+    Expected share of outliers in the training data, in (0, 0.5]: the
+    threshold ``offset_`` is set so that this share of training samples is
+    flagged. With ``"auto"``, a sample is flagged when its reconstruction
+    error exceeds the median training error by more than 3 scaled median
+    absolute deviations (a robust "3 sigma" rule). Only ``predict`` and
+    ``decision_function`` depend on it, not ``score_samples``.
+
+{parameters}
+Attributes
+----------
+offset_ : float
+    Threshold on ``score_samples``: ``decision_function = score_samples -
+    offset_``.
+
+{attributes}
+See Also
+--------
+sklearn.ensemble.IsolationForest : Tree-based anomaly detector.
+AutoencoderTransformer : The same network as a transformer.
+
+Notes
+-----
+Scale: with the default ``standardize=True`` every feature is standardized
+inside the network with the training mean and standard deviation, and the
+reconstruction error is measured in standard deviations, so a feature with
+large values cannot dominate the score. Features that should count more or
+less can still be rescaled by the user before fitting with
+``standardize=False``. Heavy-tailed features are best transformed first
+(e.g. ``QuantileTransformer`` or a log).
+
+Examples
+--------
+>>> import numpy as np
+>>> from skae import AutoencoderAnomalyDetector
+>>> rng = np.random.RandomState(0)
+>>> X = rng.normal(size=(500, 5))
+>>> X[:5] += 8  # five outliers
+>>> det = AutoencoderAnomalyDetector(n_components=2, contamination=0.01,
+...                                  max_iter=20, random_state=0).fit(X)
+>>> det.predict(X[:5])
+array([-1, -1, -1, -1, -1])
+""",
+    parameters=fill(
+        NETWORK_AND_TRAINING_PARAMETERS,
+        hidden_layer_sizes="(64,)",
+        max_iter="100",
+        standardize="True",
+    ),
+    attributes=TRAINING_ATTRIBUTES,
+)
