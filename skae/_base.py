@@ -109,6 +109,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         "solver": [StrOptions({"adam", "adamw", "sgd"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "adaptive"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
@@ -141,6 +142,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         solver,
         alpha,
         batch_size,
+        learning_rate,
         learning_rate_init,
         max_iter,
         shuffle,
@@ -168,6 +170,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
         self.max_iter = max_iter
         self.shuffle = shuffle
@@ -234,6 +237,13 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
 
     # ---------------------------------------------------------------- training
     def _build_module(self, X_t, hidden_sizes, generator):
+        """Build the network on the CPU, initialized from ``generator`` only."""
+        # torch's own layer initialization draws from the global generator:
+        # fork it so that fitting leaves the user's global random state alone.
+        with torch.random.fork_rng(devices=[]):
+            return self._build_module_unforked(X_t, hidden_sizes, generator)
+
+    def _build_module_unforked(self, X_t, hidden_sizes, generator):
         shift = scale = None
         if self.standardize:
             var, shift = torch.var_mean(X_t, dim=0, correction=0)
@@ -338,6 +348,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
                 tol=self.tol,
                 n_iter_no_change=self.n_iter_no_change,
                 check_convergence=not incremental,
+                adaptive_learning_rate=self.learning_rate == "adaptive",
                 verbose=bool(self.verbose),
             )
         self.module_ = module

@@ -35,6 +35,12 @@ alpha : float, default=0.0
 batch_size : int, default=256
     Minibatch size; clipped to the number of training samples.
 
+learning_rate : {{"constant", "adaptive"}}, default="constant"
+    Learning-rate schedule. ``"adaptive"`` divides the learning rate by 5
+    each time training would stop for lack of progress (see ``tol`` and
+    ``n_iter_no_change``), and stops once it falls below 1e-6, as
+    ``MLPRegressor`` does for ``solver="sgd"``.
+
 learning_rate_init : float, default=1e-3
     Step size of the optimizer.
 

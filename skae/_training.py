@@ -152,6 +152,7 @@ def fit_module(
     tol=1e-4,
     n_iter_no_change=10,
     check_convergence=True,
+    adaptive_learning_rate=False,
     verbose=False,
 ):
     """Train ``module`` with minibatch gradient descent.
@@ -188,6 +189,9 @@ def fit_module(
         Stop after this many epochs without an improvement of ``tol``.
     check_convergence : bool, default=True
         Whether to stop on the criterion above at all.
+    adaptive_learning_rate : bool, default=False
+        When the stopping criterion is met, divide the learning rate by 5 and
+        go on instead, until it falls below 1e-6.
     verbose : bool, default=False
         Show a progress bar with the running loss.
 
@@ -206,7 +210,7 @@ def fit_module(
     batch_size = max(1, min(batch_size, n))
     start_state = _clone_state(module)
     status = "max_iter"
-    bar = tqdm(total=max_iter, disable=not verbose, desc="fit", unit="epoch", leave=False)
+    bar = tqdm(total=max_iter, disable=not verbose, desc="fit", unit="epoch")
     try:
         for _ in range(max_iter):
             module.train()
@@ -229,9 +233,12 @@ def fit_module(
                 state.terms.setdefault(name, []).append(value)
             improved = _update_stopping(state, module, loss, validation_score, tol)
             state.no_improvement_count = 0 if improved else state.no_improvement_count + 1
-            bar.update()
             bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+            bar.update()
             if check_convergence and state.no_improvement_count > n_iter_no_change:
+                if adaptive_learning_rate and _reduce_learning_rate(optimizer):
+                    state.no_improvement_count = 0
+                    continue
                 status = "converged"
                 break
     except KeyboardInterrupt:
@@ -243,6 +250,15 @@ def fit_module(
         module.load_state_dict(state.best_state)
     module.eval()
     return status
+
+
+def _reduce_learning_rate(optimizer, factor=5.0, minimum=1e-6):
+    """Divide every group's learning rate by ``factor``; False once at ``minimum``."""
+    if all(group["lr"] <= minimum for group in optimizer.param_groups):
+        return False
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr"] / factor
+    return True
 
 
 def _update_stopping(state, module, loss, validation_score, tol):

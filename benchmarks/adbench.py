@@ -1,0 +1,581 @@
+"""Benchmark ``skae.AutoencoderAnomalyDetector`` on the ADBench tabular datasets.
+
+The protocol is that of ADBench (Han et al., "ADBench: Anomaly Detection
+Benchmark", NeurIPS 2022), unsupervised setting, so that the IsolationForest
+and PCA columns can be checked against the paper's Tables D4/D5. For every
+dataset and every seed in (1, 2, 3):
+
+1. Size normalisation, with ``rng = np.random.RandomState(seed)``: a dataset
+   with fewer than 1000 rows is bootstrapped (drawn with replacement) to
+   exactly 1000 rows, one with more than 10000 rows is subsampled without
+   replacement to 10000 rows (``rng.choice``).
+2. A stratified, shuffled 70/30 train/test split drawn from the same ``rng``
+   (ADBench seeds NumPy's global generator and calls ``train_test_split``
+   without a ``random_state``; passing the seeded ``RandomState`` instance
+   reproduces the same draws without touching global state).
+3. ``MinMaxScaler`` fitted on the training split, applied to both splits.
+4. Each detector is fitted on the whole training split (anomalies included,
+   labels unused) and scores the test split, higher = more anomalous.
+5. AUCROC (``roc_auc_score``) and AUCPR (``average_precision_score``) on the
+   test split. Tables report the mean over the seeds.
+
+Before each fit NumPy's, Python's and torch's global generators are seeded
+with ``seed``, as ADBench does. Methods:
+
+``skae``
+    ``skae.AutoencoderAnomalyDetector(random_state=seed)``, defaults unless
+    ``--skae-params`` overrides some; score = ``-score_samples``.
+``pyod_ae``
+    ``pyod.models.auto_encoder.AutoEncoder(random_state=seed, verbose=0)``,
+    otherwise pyod's defaults; score = ``decision_function``.
+``iforest``
+    ``sklearn.ensemble.IsolationForest`` with default parameters and
+    ``random_state=np.random.RandomState(seed)``; score = ``-score_samples``.
+    A fresh ``RandomState`` instance (rather than the integer ``seed``) gives
+    the same stream as ADBench's ``pyod.models.iforest.IForest()`` fitted right
+    after ``np.random.seed(seed)``, so this column should reproduce the
+    published one.
+``pca``
+    ``pyod.models.pca.PCA()`` with pyod's defaults (all components,
+    standardisation, eigenvalue-weighted distances), the PCA of ADBench's
+    tables; score = ``decision_function``.
+
+The 43 ADBench "Classical" datasets are averaged together; the 5 ``odds_*``
+datasets (ODDS versions that differ from ADBench's) are averaged separately
+and have no published value.
+
+Usage::
+
+    python benchmarks/adbench.py [DATA_DIR] [--quick] [--methods skae,iforest]
+        [--datasets WBC,wine] [--seeds 1,2,3] [--skae-params '{"max_iter": 50}']
+        [--out benchmarks/results] [--tag NAME] [--threads 1]
+
+``DATA_DIR`` defaults to ``$SKAE_DATA/adbench`` where ``SKAE_DATA`` defaults to
+``<repo root>/../shared/datasets``; the published tables are read from the
+parent of ``DATA_DIR``. ``--quick`` runs two tiny datasets with one seed (a
+smoke test of a few seconds). Results go to ``<out>/adbench_<tag>.csv`` (long
+format, one row per dataset, seed and method, rewritten after each dataset so
+that an interrupted run keeps what it finished) and ``<out>/adbench_<tag>.md``;
+the tag defaults to ``quick`` or ``full``.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import random
+import shlex
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sklearn
+import torch
+from sklearn.ensemble import IsolationForest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import MinMaxScaler
+from threadpoolctl import threadpool_limits
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import skae  # noqa: E402  (imported from the source tree)
+
+try:
+    import pyod
+    from pyod.models.auto_encoder import AutoEncoder as PyodAutoEncoder
+    from pyod.models.pca import PCA as PyodPCA
+except ImportError:  # pragma: no cover - depends on the environment
+    pyod = None
+
+ALL_METHODS = ("skae", "pyod_ae", "iforest", "pca")
+PYOD_METHODS = ("pyod_ae", "pca")
+DEFAULT_SEEDS = (1, 2, 3)
+QUICK_DATASETS = ("WBC", "vertebral")
+MIN_ROWS = 1000
+MAX_ROWS = 10000
+TEST_SIZE = 0.3
+ODDS_PREFIX = "odds_"
+METRICS = ("aucroc", "aucpr")
+
+
+def default_data_dir():
+    """Return the default dataset folder, ``$SKAE_DATA/adbench``.
+
+    Returns
+    -------
+    path : pathlib.Path
+        ``SKAE_DATA`` defaults to ``<repo root>/../shared/datasets``.
+    """
+    root = os.environ.get("SKAE_DATA", str(REPO_ROOT.parent / "shared" / "datasets"))
+    return Path(root) / "adbench"
+
+
+def load_dataset(path):
+    """Load one ``.npz`` dataset.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        File with arrays ``X`` (n_samples, n_features) and ``y`` (1 = anomaly).
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features), dtype float64
+        Features, cast losslessly from float32.
+    y : ndarray of shape (n_samples,), dtype int64
+        Labels, 1 for anomalies and 0 for normal points.
+    """
+    with np.load(path) as data:
+        return data["X"].astype(np.float64), data["y"].astype(np.int64)
+
+
+def make_split(X, y, seed):
+    """Resize, split and scale one dataset as ADBench does for ``seed``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Features.
+    y : ndarray of shape (n_samples,)
+        Labels (1 = anomaly); used only to stratify the split.
+    seed : int
+        Seed of the ``RandomState`` that draws the resampling and the split.
+
+    Returns
+    -------
+    X_train, X_test : ndarray
+        Min-max scaled splits (scaler fitted on ``X_train``).
+    y_train, y_test : ndarray
+        The matching labels.
+    """
+    rng = np.random.RandomState(seed)
+    n = len(y)
+    if n < MIN_ROWS:
+        idx = rng.choice(n, MIN_ROWS, replace=True)
+        X, y = X[idx], y[idx]
+    elif n > MAX_ROWS:
+        idx = rng.choice(n, MAX_ROWS, replace=False)
+        X, y = X[idx], y[idx]
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=TEST_SIZE, shuffle=True, stratify=y, random_state=rng
+    )
+    scaler = MinMaxScaler().fit(X_train)
+    return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+
+
+def seed_everything(seed):
+    """Seed Python's, NumPy's and torch's global generators.
+
+    Parameters
+    ----------
+    seed : int
+        The seed.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def fit_score(method, X_train, X_test, seed, skae_params):
+    """Fit one detector on ``X_train`` and score ``X_test``.
+
+    Parameters
+    ----------
+    method : {"skae", "pyod_ae", "iforest", "pca"}
+        The detector (see the module docstring).
+    X_train, X_test : ndarray
+        Scaled training and test features.
+    seed : int
+        Seed of the run.
+    skae_params : dict
+        Parameters overriding ``AutoencoderAnomalyDetector``'s defaults.
+
+    Returns
+    -------
+    scores : ndarray of shape (len(X_test),)
+        Anomaly scores, higher = more anomalous.
+    """
+    seed_everything(seed)
+    if method == "skae":
+        params = {"random_state": seed, **skae_params}
+        model = skae.AutoencoderAnomalyDetector(**params).fit(X_train)
+        return -model.score_samples(X_test)
+    if method == "iforest":
+        model = IsolationForest(random_state=np.random.RandomState(seed)).fit(X_train)
+        return -model.score_samples(X_test)
+    if method == "pyod_ae":
+        model = PyodAutoEncoder(random_state=seed, verbose=0).fit(X_train)
+        return model.decision_function(X_test)
+    if method == "pca":
+        return PyodPCA().fit(X_train).decision_function(X_test)
+    raise ValueError(f"unknown method {method!r}")
+
+
+def evaluate(y_test, scores):
+    """Return AUCROC and AUCPR of ``scores``, or NaN if some are not finite.
+
+    Parameters
+    ----------
+    y_test : ndarray of shape (n_samples,)
+        True labels, 1 = anomaly.
+    scores : ndarray of shape (n_samples,)
+        Anomaly scores, higher = more anomalous.
+
+    Returns
+    -------
+    aucroc, aucpr : float
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if not np.all(np.isfinite(scores)):
+        return np.nan, np.nan
+    return roc_auc_score(y_test, scores), average_precision_score(y_test, scores)
+
+
+def load_published(table_dir):
+    """Read ADBench's published AUCROC and AUCPR tables (percent).
+
+    Parameters
+    ----------
+    table_dir : pathlib.Path
+        Folder holding ``adbench_published_aucroc.tsv`` and
+        ``adbench_published_aucpr.tsv``.
+
+    Returns
+    -------
+    published : dict
+        ``{"aucroc": df, "aucpr": df}``, each indexed by local file stem (the
+        ``local_npz`` column) with one column per published method, or empty
+        frames when the files are absent.
+    """
+    published = {}
+    for metric in METRICS:
+        path = table_dir / f"adbench_published_{metric}.tsv"
+        if not path.exists():
+            published[metric] = pd.DataFrame()
+            continue
+        df = pd.read_csv(path, sep="\t", na_values=["NA"], keep_default_na=False)
+        df = df[df["local_npz"].astype(str).str.len() > 0]
+        published[metric] = df.set_index("local_npz").drop(columns="dataset")
+    return published
+
+
+def run(datasets, methods, seeds, skae_params, data_dir, csv_path):
+    """Run every method on every dataset and seed; print progress.
+
+    Parameters
+    ----------
+    datasets : list of str
+        File stems in ``data_dir``.
+    methods : list of str
+        Methods to run.
+    seeds : list of int
+        Seeds of the repeats.
+    skae_params : dict
+        Overrides of ``AutoencoderAnomalyDetector``'s defaults.
+    data_dir : pathlib.Path
+        Folder of the ``.npz`` files.
+    csv_path : pathlib.Path
+        Long-format results, rewritten after each dataset.
+
+    Returns
+    -------
+    results : pandas.DataFrame
+        Columns dataset, seed, method, aucroc, aucpr, fit_score_seconds.
+    info : pandas.DataFrame
+        Indexed by dataset: n, d and anomaly ratio of the original data.
+    """
+    rows, info = [], {}
+    for i, name in enumerate(datasets, 1):
+        X, y = load_dataset(data_dir / f"{name}.npz")
+        info[name] = {"n": X.shape[0], "d": X.shape[1], "ratio": y.mean()}
+        start = time.perf_counter()
+        for seed in seeds:
+            X_train, X_test, y_train, y_test = make_split(X, y, seed)
+            for method in methods:
+                tic = time.perf_counter()
+                scores = fit_score(method, X_train, X_test, seed, skae_params)
+                seconds = time.perf_counter() - tic
+                aucroc, aucpr = evaluate(y_test, scores)
+                if np.isnan(aucroc):
+                    print(f"  note: {method} gave non-finite scores on {name} "
+                          f"seed {seed}; recorded as NaN", flush=True)
+                rows.append({"dataset": name, "seed": seed, "method": method,
+                             "aucroc": aucroc, "aucpr": aucpr,
+                             "fit_score_seconds": seconds})
+        results = pd.DataFrame(rows)
+        results.to_csv(csv_path, index=False)
+        done = results[results["dataset"] == name].groupby("method")["aucroc"].mean()
+        summary = "  ".join(f"{m}={done[m]:.4f}" for m in methods)
+        print(f"[{i}/{len(datasets)}] {name} (n={X.shape[0]}, d={X.shape[1]}) "
+              f"{time.perf_counter() - start:.1f}s  AUCROC: {summary}", flush=True)
+    return pd.DataFrame(rows), pd.DataFrame.from_dict(info, orient="index")
+
+
+def _fmt(value, digits=2):
+    """Format a number for the tables, '' for NaN."""
+    return "" if pd.isna(value) else f"{value:.{digits}f}"
+
+
+def metric_table(results, info, published, metric, methods):
+    """Build the per-dataset table of one metric, in percent.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Long-format results.
+    info : pandas.DataFrame
+        n, d, ratio per dataset.
+    published : pandas.DataFrame
+        Published values of ``metric`` (percent), indexed by dataset.
+    metric : {"aucroc", "aucpr"}
+        Metric to tabulate.
+    methods : list of str
+        Method columns, in order.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per dataset, then mean rows for the ADBench datasets and the
+        ``odds_*`` datasets (each mean over the values available).
+    """
+    wide = results.pivot_table(index="dataset", columns="method", values=metric,
+                               aggfunc="mean", dropna=False) * 100
+    table = info.copy()
+    for method in methods:
+        table[method] = wide[method]
+    for col, key in (("published_iforest", "IForest"), ("published_pca", "PCA")):
+        table[col] = published[key] if key in published else np.nan
+    value_cols = [*methods, "published_iforest", "published_pca"]
+    is_odds = table.index.str.startswith(ODDS_PREFIX)
+    for label, mask in (("mean ADBench", ~is_odds), ("mean odds", is_odds)):
+        if mask.any():
+            table.loc[f"{label} ({mask.sum()})", value_cols] = table.loc[mask, value_cols].mean()
+    return table
+
+
+def to_markdown(table):
+    """Render a metric table as markdown.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Output of :func:`metric_table`.
+
+    Returns
+    -------
+    text : str
+    """
+    cols = list(table.columns)
+    lines = ["| dataset | " + " | ".join(cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    for name, row in table.iterrows():
+        cells = []
+        for col in cols:
+            if col in ("n", "d"):
+                cells.append("" if pd.isna(row[col]) else str(int(row[col])))
+            elif col == "ratio":
+                cells.append(_fmt(row[col], 3))
+            else:
+                cells.append(_fmt(row[col]))
+        bold = name.startswith("mean")
+        label = f"**{name}**" if bold else name
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def report(results, info, published, methods, args, command):
+    """Print the tables and write the markdown report.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Long-format results.
+    info : pandas.DataFrame
+        n, d, ratio per dataset.
+    published : dict
+        Output of :func:`load_published`.
+    methods : list of str
+        Methods run.
+    args : argparse.Namespace
+        Parsed command line.
+    command : str
+        The command line, for the header.
+
+    Returns
+    -------
+    text : str
+        The markdown report.
+    """
+    tables = {m: metric_table(results, info, published[m], m, methods) for m in METRICS}
+    adbench = ~info.index.str.startswith(ODDS_PREFIX)
+    n_adbench = int(adbench.sum())
+    roc = tables["aucroc"].loc[info.index[adbench]]
+    pr = tables["aucpr"].loc[info.index[adbench]]
+
+    missing = [d for d in info.index[adbench]
+               if pd.isna(tables["aucroc"].loc[d, "published_iforest"])]
+    seconds = results.groupby("method")["fit_score_seconds"].sum()
+
+    header = [
+        f"# ADBench benchmark: {args.tag}",
+        "",
+        f"- command: `{command}`",
+        f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
+        f"- versions: torch {torch.__version__}, scikit-learn {sklearn.__version__}, "
+        f"pyod {pyod.__version__ if pyod else 'not installed'}, numpy {np.__version__}, "
+        f"python {sys.version.split()[0]}",
+        f"- threads: {args.threads}; seeds: {', '.join(map(str, args.seeds))}; "
+        f"datasets: {len(info)} ({n_adbench} ADBench, {len(info) - n_adbench} odds_*)",
+        f"- skae parameters overridden: `{json.dumps(args.skae_params)}`",
+        "- protocol: ADBench unsupervised (resample to [1000, 10000] rows, stratified "
+        "70/30 split, MinMaxScaler fit on train, fit on the whole train split, "
+        "metrics on test, mean over seeds); see the docstring of benchmarks/adbench.py",
+        "- methods: skae = AutoencoderAnomalyDetector(random_state=seed); pyod_ae = pyod "
+        "AutoEncoder(random_state=seed, verbose=0); iforest = sklearn IsolationForest "
+        "(defaults, random_state=RandomState(seed)); pca = pyod PCA() defaults "
+        "(ADBench's PCA)",
+        "- published_* = ADBench paper Tables D4/D5 (pyod 0.9.8 era); values are percent",
+        "",
+        f"Mean over the {n_adbench} ADBench datasets (percent; a method with NaN "
+        "results is averaged over the datasets it scored):",
+        "",
+        "| method | AUCROC | AUCPR | datasets scored | fit+score seconds |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for method in methods:
+        header.append(f"| {method} | {_fmt(roc[method].mean())} | {_fmt(pr[method].mean())} "
+                      f"| {int(roc[method].notna().sum())} "
+                      f"| {seconds.get(method, np.nan):.1f} |")
+    for key, label in (("published_iforest", "published IForest"),
+                       ("published_pca", "published PCA")):
+        header.append(f"| {label} | {_fmt(roc[key].mean())} | {_fmt(pr[key].mean())} "
+                      f"| {int(roc[key].notna().sum())} | |")
+    if "iforest" in methods:
+        diff = (roc["iforest"] - roc["published_iforest"]).abs()
+        if diff.notna().any():
+            header += ["", f"IForest vs published AUCROC: max |diff| {diff.max():.2f} "
+                       f"({diff.idxmax()}), mean |diff| {diff.mean():.2f} points "
+                       f"over {int(diff.notna().sum())} datasets."]
+    if missing:
+        header += ["", "No published value: " + ", ".join(missing)]
+    nan_cells = results[results["aucroc"].isna()]
+    if len(nan_cells):
+        header += ["", "Non-finite scores (NaN): " + ", ".join(
+            f"{r.method}/{r.dataset}/seed {r.seed}" for r in nan_cells.itertuples())]
+
+    text = "\n".join(header)
+    text += "\n\n## AUCROC (percent)\n\n" + to_markdown(tables["aucroc"])
+    text += "\n\n## AUCPR (percent)\n\n" + to_markdown(tables["aucpr"]) + "\n"
+
+    with pd.option_context("display.max_rows", None, "display.max_columns", None,
+                           "display.width", 250,
+                           "display.float_format", "{:.2f}".format):
+        for metric in METRICS:
+            print(f"\n{metric.upper()} (percent)\n{tables[metric]}")
+    print("\nfit+score seconds per method:\n" + seconds.round(1).to_string())
+    if missing:
+        print("\nno published value: " + ", ".join(missing))
+    return text
+
+
+def parse_args(argv=None):
+    """Parse the command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments; ``sys.argv[1:]`` by default.
+
+    Returns
+    -------
+    args : argparse.Namespace
+    """
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data_dir", nargs="?", type=Path, default=default_data_dir(),
+                        help="folder of the .npz files (default: $SKAE_DATA/adbench)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke test: {', '.join(QUICK_DATASETS)}, seed 1")
+    parser.add_argument("--methods", default=",".join(ALL_METHODS),
+                        help="comma-separated subset of " + ",".join(ALL_METHODS))
+    parser.add_argument("--datasets", default=None,
+                        help="comma-separated file stems (default: all)")
+    parser.add_argument("--seeds", default=None, help="comma-separated (default: 1,2,3)")
+    parser.add_argument("--skae-params", default="{}", type=json.loads,
+                        help="JSON dict overriding AutoencoderAnomalyDetector defaults")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
+    parser.add_argument("--tag", default=None, help="name of the outputs (default: quick/full)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch and BLAS threads (default: 1)")
+    args = parser.parse_args(argv)
+
+    args.methods = [m for m in args.methods.split(",") if m]
+    unknown = set(args.methods) - set(ALL_METHODS)
+    if unknown:
+        parser.error(f"unknown methods: {sorted(unknown)}")
+    if args.seeds is not None:
+        args.seeds = [int(s) for s in args.seeds.split(",")]
+    else:
+        args.seeds = [1] if args.quick else list(DEFAULT_SEEDS)
+    if args.datasets is not None:
+        args.datasets = [d for d in args.datasets.split(",") if d]
+    elif args.quick:
+        args.datasets = list(QUICK_DATASETS)
+    if args.tag is None:
+        args.tag = "quick" if args.quick else "full"
+    return args
+
+
+def main(argv=None):
+    """Run the benchmark from the command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments; ``sys.argv[1:]`` by default.
+    """
+    args = parse_args(argv)
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    torch.set_num_threads(args.threads)
+    # Default settings are benchmarked as they are: hitting max_iter is expected.
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+
+    methods = args.methods
+    if pyod is None:
+        skipped = [m for m in methods if m in PYOD_METHODS]
+        if skipped:
+            print(f"note: pyod is not installed; skipping {', '.join(skipped)}", flush=True)
+        methods = [m for m in methods if m not in PYOD_METHODS]
+
+    available = sorted(p.stem for p in args.data_dir.glob("*.npz"))
+    if not available:
+        sys.exit(f"no .npz files in {args.data_dir}")
+    datasets = args.datasets or sorted(available, key=lambda s: (s.startswith(ODDS_PREFIX),
+                                                                 s.lower()))
+    absent = [d for d in datasets if d not in available]
+    if absent:
+        sys.exit(f"datasets not found in {args.data_dir}: {', '.join(absent)}")
+
+    published = load_published(args.data_dir.parent)
+    args.out.mkdir(parents=True, exist_ok=True)
+    csv_path = args.out / f"adbench_{args.tag}.csv"
+    md_path = args.out / f"adbench_{args.tag}.md"
+    print(f"{len(datasets)} datasets, methods {','.join(methods)}, seeds "
+          f"{','.join(map(str, args.seeds))}, threads {args.threads}", flush=True)
+
+    with threadpool_limits(limits=args.threads):
+        results, info = run(datasets, methods, args.seeds, args.skae_params,
+                            args.data_dir, csv_path)
+    text = report(results, info, published, methods, args, command)
+    md_path.write_text(text)
+    print(f"\nwrote {csv_path} and {md_path}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

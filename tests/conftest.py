@@ -1,0 +1,24 @@
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """Digits scaled to [0, 1], split into train and held-out parts."""
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    rng = np.random.RandomState(0)
+    order = rng.permutation(len(X))
+    train, test = order[:1300], order[1300:]
+    return X[train], X[test], y[train], y[test]
+
+
+@pytest.fixture
+def small_X():
+    """A small nonlinear data set: 120 samples on a curved 2-D manifold in 6-D."""
+    rng = np.random.RandomState(42)
+    t = rng.uniform(-1, 1, size=(120, 2))
+    return np.column_stack(
+        [t[:, 0], t[:, 1], t[:, 0] ** 2, np.sin(3 * t[:, 1]), t[:, 0] * t[:, 1], np.cos(2 * t[:, 0])]
+    ) + 0.01 * rng.normal(size=(120, 6))
