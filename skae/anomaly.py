@@ -23,7 +23,7 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         self,
         n_components=8,
         *,
-        contamination="auto",
+        contamination=0.1,
         hidden_layer_sizes=(64,),
         activation="relu",
         latent_activation="identity",
@@ -124,11 +124,13 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         """Set ``offset_`` from the scores of the (validated) training data."""
         scores = self._score_samples(X)
         if self.contamination == "auto":
-            # Flag what lies far above the typical training error: the median
-            # plus 3 scaled median absolute deviations of the error.
-            median = np.median(scores)
-            mad = np.median(np.abs(scores - median)) * 1.4826
-            self.offset_ = float(median - 3.0 * mad)
+            # Flag errors far above the typical training error, on a log scale
+            # where squared errors are close to symmetric: the median plus 3
+            # scaled median absolute deviations of log(error).
+            log_errors = np.log(np.maximum(-scores, np.finfo(scores.dtype).tiny))
+            median = np.median(log_errors)
+            mad = 1.4826 * np.median(np.abs(log_errors - median))
+            self.offset_ = float(-np.exp(median + 3.0 * mad))
         else:
             self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
 
@@ -220,13 +222,14 @@ Parameters
 n_components : int, default=8
     Size of the code (bottleneck).
 
-contamination : "auto" or float, default="auto"
+contamination : "auto" or float, default=0.1
     Expected share of outliers in the training data, in (0, 0.5]: the
     threshold ``offset_`` is set so that this share of training samples is
-    flagged. With ``"auto"``, a sample is flagged when its reconstruction
-    error exceeds the median training error by more than 3 scaled median
-    absolute deviations (a robust "3 sigma" rule). Only ``predict`` and
-    ``decision_function`` depend on it, not ``score_samples``.
+    flagged. With ``"auto"``, no share is assumed: a sample is flagged when
+    the logarithm of its reconstruction error exceeds the median over the
+    training data by more than 3 scaled median absolute deviations (a robust
+    "3 sigma" rule). Only ``predict`` and ``decision_function`` depend on
+    it, not ``score_samples``.
 
 {parameters}
 Attributes

@@ -1,0 +1,126 @@
+"""Behaviour of AutoencoderAnomalyDetector."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GridSearchCV, PredefinedSplit
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler
+
+from skae import AutoencoderAnomalyDetector
+from skae._compat import InvalidParameterError
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture
+def blobs():
+    """Normal data on a 2-D plane in 8-D, and 20 outliers off the plane."""
+    rng = np.random.RandomState(0)
+    basis = rng.normal(size=(2, 8))
+    inliers = rng.normal(size=(400, 2)) @ basis + 0.05 * rng.normal(size=(400, 8))
+    outliers = rng.normal(size=(20, 8)) * 3
+    X = np.vstack([inliers, outliers])
+    y = np.r_[np.zeros(400), np.ones(20)]
+    return X, y
+
+
+def test_outlier_conventions(blobs):
+    X, y = blobs
+    det = AutoencoderAnomalyDetector(n_components=2, contamination=0.05, max_iter=60,
+                                     random_state=0).fit(X)
+    scores = det.score_samples(X)
+    assert roc_auc_score(y, -scores) > 0.95  # lower score = more abnormal
+    np.testing.assert_allclose(det.decision_function(X), scores - det.offset_)
+    labels = det.predict(X)
+    assert set(np.unique(labels)) == {-1, 1}
+    np.testing.assert_array_equal(labels == -1, det.decision_function(X) < 0)
+    assert np.mean(labels == -1) == pytest.approx(0.05, abs=0.01)
+    assert det.offset_ == pytest.approx(np.percentile(scores, 5))
+    np.testing.assert_array_equal(det.fit(X).predict(X), det.fit_predict(X))
+
+
+def test_auto_contamination_is_a_robust_threshold(blobs):
+    X, y = blobs
+    det = AutoencoderAnomalyDetector(n_components=2, contamination="auto", max_iter=60,
+                                     random_state=0).fit(X)
+    log_errors = np.log(-det.score_samples(X))
+    median = np.median(log_errors)
+    mad = 1.4826 * np.median(np.abs(log_errors - median))
+    assert det.offset_ == pytest.approx(-np.exp(median + 3 * mad))
+    flagged = det.predict(X) == -1
+    assert flagged[y == 1].mean() > 0.7 and flagged[y == 0].mean() < 0.03
+
+
+def test_feature_errors_explain_the_score(blobs):
+    X, _ = blobs
+    det = AutoencoderAnomalyDetector(n_components=2, max_iter=30, random_state=0).fit(X)
+    errors = det.feature_errors(X)
+    assert errors.shape == X.shape and np.all(errors >= 0)
+    np.testing.assert_allclose(errors.mean(axis=1), -det.score_samples(X), rtol=1e-10)
+    # corrupt one feature of one sample: that feature carries the blame
+    x = X[:1].copy()
+    x[0, 5] += 10 * X[:, 5].std()
+    assert np.argmax(det.feature_errors(x)[0]) == 5
+
+
+def test_scores_do_not_depend_on_feature_scale(blobs):
+    X, _ = blobs
+    scaled = X * np.logspace(-3, 4, X.shape[1])
+    a = AutoencoderAnomalyDetector(n_components=2, max_iter=10, random_state=0).fit(X)
+    b = AutoencoderAnomalyDetector(n_components=2, max_iter=10, random_state=0).fit(scaled)
+    np.testing.assert_allclose(a.score_samples(X), b.score_samples(scaled), rtol=1e-3)
+    raw = AutoencoderAnomalyDetector(n_components=2, max_iter=10, standardize=False,
+                                     random_state=0).fit(scaled)
+    # without standardization the largest feature dominates the error
+    errors = raw.feature_errors(scaled)
+    assert errors[:, -1].sum() > 0.9 * errors.sum()
+
+
+def test_grid_search_with_labelled_scorer(blobs):
+    X, y = blobs
+    y = np.where(y == 1, -1, 1)  # labels in predict's convention: +1 inlier, -1 outlier
+    rng = np.random.RandomState(1)
+    fold = np.where(rng.rand(len(X)) < 0.5, 0, -1)  # half for validation, half train-only
+    pipe = make_pipeline(MinMaxScaler(), AutoencoderAnomalyDetector(max_iter=30, random_state=0))
+    search = GridSearchCV(
+        pipe, {"autoencoderanomalydetector__n_components": [2, 6]},
+        scoring="roc_auc", cv=PredefinedSplit(fold),
+    ).fit(X, y)
+    assert search.best_score_ > 0.9
+    assert roc_auc_score(y, search.decision_function(X)) > 0.9
+
+
+def test_partial_fit_updates_threshold(blobs):
+    X, _ = blobs
+    det = AutoencoderAnomalyDetector(n_components=2, contamination=0.1, random_state=0)
+    det.partial_fit(X)
+    first = det.offset_
+    for _ in range(5):
+        det.partial_fit(X)
+    assert det.n_iter_ == 6 and det.offset_ != first
+    assert det.offset_ == pytest.approx(np.percentile(det.score_samples(X), 10))
+
+
+def test_pickle_round_trip(blobs):
+    X, _ = blobs
+    det = AutoencoderAnomalyDetector(n_components=2, max_iter=3, random_state=0).fit(X)
+    restored = pickle.loads(pickle.dumps(det))
+    np.testing.assert_array_equal(restored.decision_function(X), det.decision_function(X))
+
+
+@pytest.mark.parametrize("contamination", [0.0, 0.6, "high"])
+def test_invalid_contamination(blobs, contamination):
+    with pytest.raises(InvalidParameterError, match="'contamination' parameter"):
+        AutoencoderAnomalyDetector(contamination=contamination).fit(blobs[0])
+
+
+def test_bad_input(blobs):
+    X, _ = blobs
+    det = AutoencoderAnomalyDetector(max_iter=1, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="X has 3 features"):
+        det.predict(X[:, :3])
+    with pytest.raises(ValueError, match="NaN"):
+        det.score_samples(np.full((2, 8), np.nan))
