@@ -36,9 +36,13 @@ with ``seed``, as ADBench does. Methods:
     after ``np.random.seed(seed)``, so this column should reproduce the
     published one.
 ``pca``
-    ``pyod.models.pca.PCA()`` with pyod's defaults (all components,
-    standardisation, eigenvalue-weighted distances), the PCA of ADBench's
-    tables; score = ``decision_function``.
+    ``pyod.models.pca.PCA(svd_solver="full")``, otherwise pyod's defaults (all
+    components, standardisation, eigenvalue-weighted distances): ADBench's
+    PCA. ``svd_solver="full"`` is what "auto" chose in the scikit-learn of
+    ADBench's time; the "auto" of scikit-learn >= 1.5 picks the
+    "covariance_eigh" solver for tall data, whose exactly-zero eigenvalues
+    (constant columns of a training split) make pyod's scores infinite, e.g.
+    on campaign, Cardiotocography and fault. score = ``decision_function``.
 
 The 43 ADBench "Classical" datasets are averaged together; the 5 ``odds_*``
 datasets (ODDS versions that differ from ADBench's) are averaged separately
@@ -214,7 +218,7 @@ def fit_score(method, X_train, X_test, seed, skae_params):
         model = PyodAutoEncoder(random_state=seed, verbose=0).fit(X_train)
         return model.decision_function(X_test)
     if method == "pca":
-        return PyodPCA().fit(X_train).decision_function(X_test)
+        return PyodPCA(svd_solver="full").fit(X_train).decision_function(X_test)
     raise ValueError(f"unknown method {method!r}")
 
 
@@ -439,8 +443,8 @@ def report(results, info, published, methods, args, command):
         "metrics on test, mean over seeds); see the docstring of benchmarks/adbench.py",
         "- methods: skae = AutoencoderAnomalyDetector(random_state=seed); pyod_ae = pyod "
         "AutoEncoder(random_state=seed, verbose=0); iforest = sklearn IsolationForest "
-        "(defaults, random_state=RandomState(seed)); pca = pyod PCA() defaults "
-        "(ADBench's PCA)",
+        "(defaults, random_state=RandomState(seed)); pca = pyod PCA(svd_solver='full'), "
+        "otherwise defaults (ADBench's PCA; see the script's docstring)",
         "- published_* = ADBench paper Tables D4/D5 (pyod 0.9.8 era); values are percent",
         "",
         f"Mean over the {n_adbench} ADBench datasets (percent; a method with NaN "

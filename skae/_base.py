@@ -20,9 +20,10 @@ from ._training import TrainState, fit_module, iter_chunks, torch_threads
 _ACTIVATION_NAMES = StrOptions(set(ACTIVATIONS))
 _INT32_MAX = np.iinfo(np.int32).max
 
-#: Below this many multiply-adds per minibatch step, one intra-op thread is
-#: faster than several on small CPUs (see benchmarks/bench_threads.py).
-SINGLE_THREAD_MACS = 1 << 22
+#: Below this many multiply-adds in a minibatch's forward pass, training uses
+#: one intra-op thread: thread start-up and synchronisation cost more than
+#: they save on small layers (measured with benchmarks/bench_speed.py).
+SINGLE_THREAD_MACS = 1 << 24
 
 
 def as_tensor(array, device, dtype):
@@ -294,6 +295,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         if device.type != "cpu":
             return None
         widths = [n_features, *hidden_sizes, self.n_components]
+        # encoder and mirrored decoder: each layer shape appears twice
         macs = 2 * batch_size * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
         return 1 if macs < SINGLE_THREAD_MACS else None
 
