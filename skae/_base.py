@@ -13,8 +13,25 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._compat import Interval, StrOptions, validate_data
-from ._losses import elementwise_reconstruction_error, reconstruction_loss
-from ._modules import ACTIVATIONS, UNIT_INTERVAL_ACTIVATIONS, build_autoencoder, glorot_init_
+from ._losses import (
+    activation_derivative,
+    contractive_penalty,
+    corrupt,
+    elementwise_reconstruction_error,
+    kl_sparsity,
+    l1_activity,
+    reconstruction_loss,
+)
+from ._modules import (
+    ACTIVATIONS,
+    Standardize,
+    UNIT_INTERVAL_ACTIVATIONS,
+    build_autoencoder,
+    encoder_layers,
+    forward_with_activations,
+    glorot_init_,
+)
+from ._stacked import pretrain_greedy
 from ._training import TrainState, fit_module, iter_chunks, torch_threads
 
 _ACTIVATION_NAMES = StrOptions(set(ACTIVATIONS))
@@ -127,6 +144,16 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "standardize": ["boolean"],
+        "sparsity": [None, StrOptions({"l1", "kl"})],
+        "sparsity_weight": [Interval(Real, 0, None, closed="left")],
+        "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
+        "sparsity_layers": [StrOptions({"code", "all"}), "array-like"],
+        "noise": [None, StrOptions({"gaussian", "masking", "salt_and_pepper"})],
+        "noise_level": [Interval(Real, 0, None, closed="left")],
+        "contractive_weight": [Interval(Real, 0, None, closed="left")],
+        "pretraining": [None, StrOptions({"greedy"})],
+        "pretraining_max_iter": [None, Interval(Integral, 1, None, closed="left")],
+        "tied_weights": ["boolean"],
         "device": [str, torch.device],
     }
 
@@ -160,6 +187,16 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         epsilon,
         n_iter_no_change,
         standardize,
+        sparsity,
+        sparsity_weight,
+        sparsity_target,
+        sparsity_layers,
+        noise,
+        noise_level,
+        contractive_weight,
+        pretraining,
+        pretraining_max_iter,
+        tied_weights,
         device,
     ):
         self.n_components = n_components
@@ -188,6 +225,16 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.standardize = standardize
+        self.sparsity = sparsity
+        self.sparsity_weight = sparsity_weight
+        self.sparsity_target = sparsity_target
+        self.sparsity_layers = sparsity_layers
+        self.noise = noise
+        self.noise_level = noise_level
+        self.contractive_weight = contractive_weight
+        self.pretraining = pretraining
+        self.pretraining_max_iter = pretraining_max_iter
+        self.tied_weights = tied_weights
         self.device = device
 
     # ------------------------------------------------------------------ checks
@@ -225,6 +272,12 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
                     f"loss='bce' needs X in [0, 1]; got values in [{X.min():.4g}, "
                     f"{X.max():.4g}]. Scale X (e.g. with MinMaxScaler) or use loss='mse'."
                 )
+        if self.noise in ("masking", "salt_and_pepper") and self.noise_level > 1:
+            raise ValueError(
+                f"noise={self.noise!r} corrupts a fraction noise_level of the entries: "
+                f"noise_level must be in [0, 1] on {name}. Got {self.noise_level!r}."
+            )
+        self._sparse_layer_indices(sizes)
         if self.early_stopping:
             n_val = int(self.validation_fraction * X.shape[0])
             if n_val < 1 or X.shape[0] - n_val < 1:
@@ -235,6 +288,44 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
                     "early_stopping=False."
                 )
         return sizes
+
+    def _sparse_layer_indices(self, hidden_sizes):
+        """Encoder layers (0 = first hidden, last = code) the sparsity acts on."""
+        n_layers = len(hidden_sizes) + 1
+        if self.sparsity_layers == "code":
+            indices = [n_layers - 1]
+        elif self.sparsity_layers == "all":
+            indices = list(range(n_layers))
+        else:
+            raw = np.atleast_1d(self.sparsity_layers)
+            if raw.ndim != 1 or not all(isinstance(i, Integral) for i in raw.tolist()) or any(
+                not -n_layers <= i < n_layers for i in raw.tolist()
+            ):
+                raise ValueError(
+                    f"The 'sparsity_layers' parameter of {type(self).__name__} must be "
+                    f"'code', 'all' or a sequence of encoder layer indices in "
+                    f"[-{n_layers}, {n_layers - 1}] (0 = first hidden layer, -1 = code). "
+                    f"Got {self.sparsity_layers!r} instead."
+                )
+            indices = sorted({i % n_layers for i in raw.tolist()})
+        if self.sparsity == "kl":
+            for i in indices:
+                act = self.latent_activation if i == n_layers - 1 else self.activation
+                if act not in UNIT_INTERVAL_ACTIVATIONS:
+                    which = "latent_activation" if i == n_layers - 1 else "activation"
+                    raise ValueError(
+                        f"sparsity='kl' needs activations in (0, 1) on the chosen layers, "
+                        f"but encoder layer {i} uses {which}={act!r}. Set {which}='sigmoid', "
+                        "or use sparsity='l1'."
+                    )
+        return indices
+
+    def _is_regularized(self):
+        return (
+            (self.sparsity is not None and self.sparsity_weight > 0)
+            or (self.noise is not None and self.noise_level > 0)
+            or self.contractive_weight > 0
+        )
 
     # ---------------------------------------------------------------- training
     def _build_module(self, X_t, hidden_sizes, generator):
@@ -260,6 +351,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
             self.output_activation,
             shift=shift,
             scale=scale,
+            tied_weights=self.tied_weights,
         )
         glorot_init_(module, generator)
         return module
@@ -284,11 +376,72 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         except (RuntimeError, TypeError, ValueError):  # fused kernels unsupported here
             return cls(groups, **kwargs)
 
-    def _loss_terms(self, module, xb):
-        """Training objective on one batch: ``(loss, {term name: value})``."""
-        x_hat, _ = module(xb)
-        rec = reconstruction_loss(x_hat, xb, self.loss, module.feature_scale)
-        return rec, {"reconstruction": rec}
+    def _make_loss_fn(self, module, X_t, hidden_sizes, generator):
+        """Build ``loss_fn(module, xb) -> (loss, terms)``: reconstruction + λ R.
+
+        Each regularizer's weighted term is recorded under its own name.
+        """
+        loss_name = self.loss
+        sparse_layers = self._sparse_layer_indices(hidden_sizes) if self.sparsity else []
+        contractive = self.contractive_weight > 0
+        corruption = self._corruption(module, X_t, generator)
+
+        def loss_fn(module, xb):
+            x_in = xb if corruption is None else corruption(xb)
+            if sparse_layers or contractive:
+                z, _, pres, posts = forward_with_activations(module.encoder, x_in)
+                x_hat = module.decoder(z)
+            else:
+                x_hat, z = module(x_in)
+            rec = reconstruction_loss(x_hat, xb, loss_name, module.feature_scale)
+            terms = {"reconstruction": rec}
+            loss = rec
+            if sparse_layers:
+                if self.sparsity == "l1":
+                    penalty = sum(l1_activity(posts[i]) for i in sparse_layers)
+                else:
+                    target = self.sparsity_target
+                    penalty = sum(kl_sparsity(posts[i], target) for i in sparse_layers)
+                terms["sparsity"] = self.sparsity_weight * penalty
+                loss = loss + terms["sparsity"]
+            if contractive:
+                pairs = encoder_layers(module.encoder)
+                derivatives = [
+                    activation_derivative(act, pre, post)
+                    for (_, act), pre, post in zip(pairs, pres, posts)
+                ]
+                weights = [linear.weight for linear, _ in pairs]
+                terms["contractive"] = self.contractive_weight * contractive_penalty(
+                    weights, derivatives
+                )
+                loss = loss + terms["contractive"]
+            return loss, terms
+
+        return loss_fn
+
+    def _corruption(self, module, X_t, generator):
+        """Return ``corrupt(xb)`` for denoising training, or None.
+
+        With ``standardize``, gaussian noise is in units of each feature's
+        standard deviation and masking sets entries to the feature's mean.
+        """
+        if self.noise is None or self.noise_level == 0:
+            return None
+        kind, level = self.noise, self.noise_level
+        kwargs = {}
+        standardizer = module.encoder[0] if isinstance(module.encoder[0], Standardize) else None
+        if kind == "gaussian" and standardizer is not None:
+            kwargs["scale"] = standardizer.scale
+        elif kind == "masking" and standardizer is not None:
+            kwargs["fill"] = standardizer.shift
+        elif kind == "salt_and_pepper":
+            low, high = torch.aminmax(X_t, dim=0)
+            kwargs.update(low=low, high=high)
+
+        def corruption(xb):
+            return corrupt(xb, kind, level, generator, **kwargs)
+
+        return corruption
 
     def _n_threads(self, n_features, hidden_sizes, batch_size, device):
         """Intra-op threads for training: one for small problems on the CPU."""
@@ -334,24 +487,40 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         generator = torch.Generator(device=device).manual_seed(seed + 1)
         batch_size = min(self.batch_size, X.shape[0])
         n_threads = self._n_threads(X.shape[1], hidden_sizes, batch_size, device)
+        if not reuse and not self._is_regularized() and self.n_components >= X.shape[1]:
+            warnings.warn(
+                f"{type(self).__name__} with n_components={self.n_components} >= "
+                f"n_features={X.shape[1]} and no regularizer can learn the identity map "
+                "and extract nothing useful. Use a smaller n_components, or regularize "
+                "with sparsity=..., noise=... or contractive_weight=....",
+                UserWarning,
+            )
+        common = dict(
+            batch_size=batch_size, generator=generator, shuffle=self.shuffle, tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change, verbose=bool(self.verbose),
+        )
         with torch_threads(n_threads):
+            if not reuse and not incremental and self.pretraining == "greedy":
+                stages = pretrain_greedy(
+                    module, X_t if index is None else X_t.index_select(0, index),
+                    self._make_optimizer, loss=self.loss,
+                    max_iter=self.pretraining_max_iter or self.max_iter, **common,
+                )
+                self.pretraining_loss_curves_ = [list(st.loss_curve) for st in stages]
+            elif not reuse:
+                self.pretraining_loss_curves_ = None
             status = fit_module(
                 module,
                 X_t,
-                self._loss_terms,
+                self._make_loss_fn(module, X_t, hidden_sizes, generator),
                 optimizer,
                 state,
                 max_iter=1 if incremental else self.max_iter,
-                batch_size=batch_size,
-                generator=generator,
                 index=index,
                 validation_score=validation_score,
-                shuffle=self.shuffle,
-                tol=self.tol,
-                n_iter_no_change=self.n_iter_no_change,
                 check_convergence=not incremental,
                 adaptive_learning_rate=self.learning_rate == "adaptive",
-                verbose=bool(self.verbose),
+                **common,
             )
         self.module_ = module
         self._optimizer = optimizer

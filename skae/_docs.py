@@ -99,6 +99,53 @@ standardize : bool, default={standardize}
     through its scale alone. ``transform``, ``inverse_transform`` and
     ``module_`` still take and return data in the original units.
 
+sparsity : {{None, "l1", "kl"}}, default=None
+    Sparsity penalty on the activations of ``sparsity_layers``: ``"l1"``
+    adds ``sparsity_weight * (1/m) sum_i sum_j |a_ij|``; ``"kl"`` adds
+    ``sparsity_weight * sum_j KL(sparsity_target || mean_i a_ij)`` and needs
+    activations in (0, 1) (``"sigmoid"``) on those layers.
+
+sparsity_weight : float, default=1e-3
+    Weight λ of the sparsity penalty.
+
+sparsity_target : float, default=0.05
+    Target mean activation ρ of each unit with ``sparsity="kl"``.
+
+sparsity_layers : "code", "all" or sequence of int, default="code"
+    Encoder layers the sparsity penalty acts on: the code (bottleneck),
+    every encoder layer, or layer indices (0 = first hidden layer,
+    -1 = the code).
+
+noise : {{None, "gaussian", "masking", "salt_and_pepper"}}, default=None
+    Denoising: corrupt the input during training only, while the target
+    stays clean. ``"gaussian"`` adds noise of standard deviation
+    ``noise_level`` (in standard deviations of each feature when
+    ``standardize=True``); ``"masking"`` sets a random fraction
+    ``noise_level`` of the entries to 0 (to the feature's mean when
+    ``standardize=True``); ``"salt_and_pepper"`` sets a fraction
+    ``noise_level`` to the feature's training minimum or maximum.
+
+noise_level : float, default=0.1
+    Noise standard deviation, or fraction of corrupted entries (in [0, 1]).
+
+contractive_weight : float, default=0.0
+    Weight λ of the contractive penalty ``λ (1/m) sum_i ||dh/dx(x_i)||_F^2``,
+    the squared Frobenius norm of the encoder's Jacobian (computed exactly,
+    with respect to the standardized input when ``standardize=True``).
+
+pretraining : {{None, "greedy"}}, default=None
+    ``"greedy"``: before training the whole network, train each encoder
+    layer with its mirrored decoder layer as a shallow autoencoder on the
+    previous layer's codes (a stacked autoencoder), then fine-tune
+    everything. Applies when ``fit`` builds a new network.
+
+pretraining_max_iter : int or None, default=None
+    Epochs per pretraining stage; None means ``max_iter``.
+
+tied_weights : bool, default=False
+    Use the transposed encoder weights as decoder weights (the decoder
+    keeps its own biases).
+
 device : str or torch.device, default="auto"
     Where to train: ``"auto"`` picks CUDA when available and the CPU
     otherwise; or ``"cpu"``, ``"cuda"``, ``"cuda:1"``. A fitted model
@@ -136,6 +183,10 @@ validation_scores_ : list of float or None
 
 best_validation_score_ : float or None
     Best of ``validation_scores_``, whose weights were restored.
+
+pretraining_loss_curves_ : list of list of float or None
+    With ``pretraining="greedy"``, the training loss per epoch of each
+    pretraining stage, input side first. Else None.
 """
 
 

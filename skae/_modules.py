@@ -70,6 +70,81 @@ class Standardize(nn.Module):
         return (x - self.shift) / self.scale
 
 
+class TiedLinear(nn.Module):
+    """Linear layer whose weight is the transpose of another layer's weight.
+
+    Parameters
+    ----------
+    source : torch.nn.Linear
+        Layer mapping ``out_features -> in_features`` of this one; its weight
+        is shared (``weight = source.weight.T``), the bias is this layer's own.
+    """
+
+    def __init__(self, source):
+        super().__init__()
+        self.source = source
+        self.bias = nn.Parameter(torch.zeros(source.in_features))
+
+    @property
+    def weight(self):
+        """The tied weight, ``source.weight.T``."""
+        return self.source.weight.t()
+
+    def forward(self, x):
+        """Apply ``x @ source.weight + bias``."""
+        return torch.addmm(self.bias, x, self.source.weight)
+
+
+def encoder_layers(encoder):
+    """Return the ``(linear, activation)`` pairs of an MLP encoder or decoder.
+
+    A leading or trailing :class:`Standardize` is skipped.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Sequential
+        As built by :func:`build_autoencoder`.
+
+    Returns
+    -------
+    pairs : list of tuple
+    """
+    mods = [m for m in encoder if not isinstance(m, Standardize)]
+    return list(zip(mods[0::2], mods[1::2]))
+
+
+def forward_with_activations(encoder, x):
+    """Encode ``x`` and keep every layer's pre-activation and activation.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Sequential
+        As built by :func:`build_autoencoder`.
+    x : torch.Tensor of shape (n_samples, n_features)
+
+    Returns
+    -------
+    z : torch.Tensor of shape (n_samples, n_components)
+        The code (equal to ``encoder(x)``).
+    inputs : torch.Tensor
+        The input of the first linear layer (``x`` after standardization).
+    pre_activations : list of torch.Tensor
+        Output of each linear layer.
+    activations : list of torch.Tensor
+        Output of each activation; the last one is ``z``.
+    """
+    h = x
+    if isinstance(encoder[0], Standardize):
+        h = encoder[0](h)
+    inputs, pre_activations, activations = h, [], []
+    for linear, act in encoder_layers(encoder):
+        pre = linear(h)
+        h = act(pre)
+        pre_activations.append(pre)
+        activations.append(h)
+    return h, inputs, pre_activations, activations
+
+
 class Autoencoder(nn.Module):
     """An encoder and a decoder trained to reproduce the input.
 
@@ -105,6 +180,7 @@ def build_autoencoder(
     output_activation,
     shift=None,
     scale=None,
+    tied_weights=False,
 ):
     """Build an MLP autoencoder with a mirrored decoder.
 
@@ -122,6 +198,8 @@ def build_autoencoder(
         When given, the encoder starts by standardizing its input with them,
         the decoder ends by undoing it, and reconstruction errors are
         measured in standardized units.
+    tied_weights : bool, default=False
+        Make each decoder weight the transpose of the mirrored encoder weight.
 
     Returns
     -------
@@ -130,6 +208,10 @@ def build_autoencoder(
     widths = [n_features, *hidden_layer_sizes, n_components]
     encoder = make_mlp(widths, activation, latent_activation)
     decoder = make_mlp(widths[::-1], activation, output_activation)
+    if tied_weights:
+        encoder_linears = [m for m in encoder if isinstance(m, nn.Linear)]
+        for i, source in enumerate(reversed(encoder_linears)):
+            decoder[2 * i] = TiedLinear(source)
     if scale is None:
         return Autoencoder(encoder, decoder)
     encoder.insert(0, Standardize(shift, scale))

@@ -49,6 +49,16 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         epsilon=1e-8,
         n_iter_no_change=10,
         standardize=True,
+        sparsity=None,
+        sparsity_weight=1e-3,
+        sparsity_target=0.05,
+        sparsity_layers="code",
+        noise=None,
+        noise_level=0.1,
+        contractive_weight=0.0,
+        pretraining=None,
+        pretraining_max_iter=None,
+        tied_weights=False,
         device="auto",
     ):
         super().__init__(
@@ -78,6 +88,16 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
             standardize=standardize,
+            sparsity=sparsity,
+            sparsity_weight=sparsity_weight,
+            sparsity_target=sparsity_target,
+            sparsity_layers=sparsity_layers,
+            noise=noise,
+            noise_level=noise_level,
+            contractive_weight=contractive_weight,
+            pretraining=pretraining,
+            pretraining_max_iter=pretraining_max_iter,
+            tied_weights=tied_weights,
             device=device,
         )
         self.contamination = contamination
