@@ -69,6 +69,7 @@ import json
 import os
 import random
 import shlex
+import subprocess
 import sys
 import time
 import warnings
@@ -322,6 +323,22 @@ def run(datasets, methods, seeds, skae_params, data_dir, csv_path):
     return pd.DataFrame(rows), pd.DataFrame.from_dict(info, orient="index")
 
 
+def source_revision():
+    """Describe the skae source tree: git commit, with ``-dirty`` if modified.
+
+    Returns
+    -------
+    revision : str
+        ``git describe --always --dirty`` of the repository, or "unknown".
+    """
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO_ROOT,
+                             capture_output=True, text=True, check=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
 def _fmt(value, digits=2):
     """Format a number for the tables, '' for NaN."""
     return "" if pd.isna(value) else f"{value:.{digits}f}"
@@ -358,10 +375,10 @@ def metric_table(results, info, published, metric, methods):
         table[col] = published[key] if key in published else np.nan
     value_cols = [*methods, "published_iforest", "published_pca"]
     is_odds = table.index.str.startswith(ODDS_PREFIX)
-    for label, mask in (("mean ADBench", ~is_odds), ("mean odds", is_odds)):
-        if mask.any():
-            table.loc[f"{label} ({mask.sum()})", value_cols] = table.loc[mask, value_cols].mean()
-    return table
+    means = {f"{label} ({mask.sum()})": table.loc[mask, value_cols].mean()
+             for label, mask in (("mean ADBench", ~is_odds), ("mean odds", is_odds))
+             if mask.any()}
+    return pd.concat([table, pd.DataFrame(means).T])
 
 
 def to_markdown(table):
@@ -423,7 +440,7 @@ def report(results, info, published, methods, args, command):
     roc = tables["aucroc"].loc[info.index[adbench]]
     pr = tables["aucpr"].loc[info.index[adbench]]
 
-    missing = [d for d in info.index[adbench]
+    missing = [d for d in info.index
                if pd.isna(tables["aucroc"].loc[d, "published_iforest"])]
     seconds = results.groupby("method")["fit_score_seconds"].sum()
 
@@ -434,7 +451,7 @@ def report(results, info, published, methods, args, command):
         f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"- versions: torch {torch.__version__}, scikit-learn {sklearn.__version__}, "
         f"pyod {pyod.__version__ if pyod else 'not installed'}, numpy {np.__version__}, "
-        f"python {sys.version.split()[0]}",
+        f"python {sys.version.split()[0]}; skae source {args.revision}",
         f"- threads: {args.threads}; seeds: {', '.join(map(str, args.seeds))}; "
         f"datasets: {len(info)} ({n_adbench} ADBench, {len(info) - n_adbench} odds_*)",
         f"- skae parameters overridden: `{json.dumps(args.skae_params)}`",
@@ -546,6 +563,7 @@ def main(argv=None):
     """
     args = parse_args(argv)
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    args.revision = source_revision()  # at start: the tree may change during a run
     torch.set_num_threads(args.threads)
     # Default settings are benchmarked as they are: hitting max_iter is expected.
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
