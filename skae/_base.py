@@ -21,6 +21,7 @@ from ._losses import (
     kl_sparsity,
     l1_activity,
     reconstruction_loss,
+    trimmed_reconstruction_loss,
 )
 from ._modules import (
     ACTIVATIONS,
@@ -385,6 +386,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         sparse_layers = self._sparse_layer_indices(hidden_sizes) if self.sparsity else []
         contractive = self.contractive_weight > 0
         corruption = self._corruption(module, X_t, generator)
+        trim = self._trim_fraction()
 
         def loss_fn(module, xb):
             x_in = xb if corruption is None else corruption(xb)
@@ -393,7 +395,10 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
                 x_hat = module.decoder(z)
             else:
                 x_hat, z = module(x_in)
-            rec = reconstruction_loss(x_hat, xb, loss_name, module.feature_scale)
+            if trim > 0:
+                rec = trimmed_reconstruction_loss(x_hat, xb, loss_name, module.feature_scale, trim)
+            else:
+                rec = reconstruction_loss(x_hat, xb, loss_name, module.feature_scale)
             terms = {"reconstruction": rec}
             loss = rec
             if sparse_layers:
@@ -418,6 +423,10 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
             return loss, terms
 
         return loss_fn
+
+    def _trim_fraction(self):
+        """Share of each batch's worst-reconstructed samples left out of the loss."""
+        return 0.0
 
     def _corruption(self, module, X_t, generator):
         """Return ``corrupt(xb)`` for denoising training, or None.

@@ -1,5 +1,7 @@
 """Loss terms as pure torch functions."""
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -56,6 +58,34 @@ def reconstruction_loss(x_hat, x, loss, scale=None):
     if loss == "mse" and scale is None:
         return F.mse_loss(x_hat, x)
     return elementwise_reconstruction_error(x_hat, x, loss, scale).mean()
+
+
+def trimmed_reconstruction_loss(x_hat, x, loss, scale, trim):
+    """Mean reconstruction error over the best-reconstructed samples of a batch.
+
+    The ``ceil(trim * m)`` samples with the largest error (of ``m``) are left
+    out, so that rare anomalous samples in the training data do not pull the
+    model towards reconstructing them.
+
+    Parameters
+    ----------
+    x_hat, x : torch.Tensor of shape (m, n_features)
+        Reconstruction and target.
+    loss : {"mse", "bce"}
+        See :func:`elementwise_reconstruction_error`.
+    scale : torch.Tensor of shape (n_features,) or None
+        See :func:`elementwise_reconstruction_error`.
+    trim : float
+        Fraction of samples to leave out, in [0, 1).
+
+    Returns
+    -------
+    loss : torch.Tensor
+        A scalar: the mean error of the kept samples.
+    """
+    errors = elementwise_reconstruction_error(x_hat, x, loss, scale).mean(1)
+    keep = max(1, errors.shape[0] - math.ceil(trim * errors.shape[0]))
+    return errors.topk(keep, largest=False, sorted=False).values.mean()
 
 
 def l1_activity(activations):

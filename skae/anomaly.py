@@ -17,6 +17,7 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
     _parameter_constraints: dict = {
         **_BaseAutoencoder._parameter_constraints,
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
+        "trim_fraction": [Interval(Real, 0, 1, closed="left")],
     }
 
     def __init__(
@@ -24,6 +25,7 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         n_components=8,
         *,
         contamination=0.1,
+        trim_fraction=0.0,
         hidden_layer_sizes=(64,),
         activation="relu",
         latent_activation="identity",
@@ -101,6 +103,10 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
             device=device,
         )
         self.contamination = contamination
+        self.trim_fraction = trim_fraction
+
+    def _trim_fraction(self):
+        return self.trim_fraction
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -250,6 +256,11 @@ contamination : "auto" or float, default=0.1
     training data by more than 3 scaled median absolute deviations (a robust
     "3 sigma" rule). Only ``predict`` and ``decision_function`` depend on
     it, not ``score_samples``.
+
+trim_fraction : float, default=0.0
+    Robust training: in every batch, the ``trim_fraction`` of samples with
+    the largest reconstruction error are left out of the loss (a trimmed
+    mean), so that anomalies in the training data are not learned.
 
 {parameters}
 Attributes
