@@ -226,6 +226,38 @@ def inference_throughput(X, batch_size, repeats):
     return {k: statistics.median(v) for k, v in rates.items()}
 
 
+def thread_sweep(n, d, epochs, batch_sizes, repeats):
+    """Fit time of skae with one thread, with torch's default, and with its own choice."""
+    import skae._base as base
+
+    default = torch.get_num_threads()
+    choices = {"1 thread": float("inf"), f"{default} threads": 0,
+               "auto": base.SINGLE_THREAD_MACS}
+    X = make_data(n, d)
+    print(f"\nthread sweep: n={n} d={d} epochs={epochs} (seconds, median of {repeats})")
+    print(f"{'batch':>6} " + " ".join(f"{c:>10}" for c in choices) + "  auto picks")
+    rows = {}
+    try:
+        for batch_size in batch_sizes:
+            times = {c: [] for c in choices}
+            for _ in range(repeats):
+                for c, threshold in choices.items():
+                    base.SINGLE_THREAD_MACS = threshold
+                    start = time.perf_counter()
+                    run_skae(X, batch_size, epochs)
+                    times[c].append(time.perf_counter() - start)
+            med = {c: statistics.median(t) for c, t in times.items()}
+            base.SINGLE_THREAD_MACS = choices["auto"]
+            picked = AutoencoderTransformer(CODE, hidden_layer_sizes=HIDDEN)._n_threads(
+                d, HIDDEN, batch_size, torch.device("cpu")) or default
+            print(f"{batch_size:>6} " + " ".join(f"{med[c]:>10.2f}" for c in choices)
+                  + f"  {picked}")
+            rows[batch_size] = med
+    finally:
+        base.SINGLE_THREAD_MACS = choices["auto"]
+    return rows
+
+
 def memory_child(gigabytes, d, mode):
     """Run in a subprocess: peak RSS of fit or transform on a float32 input."""
     n = int(gigabytes * 2**30 / 4 / d)
@@ -277,6 +309,8 @@ def main(argv=None):
     parser.add_argument("--only", default=None, help="comma-separated implementation names")
     parser.add_argument("--quick", action="store_true", help="small, fast smoke run")
     parser.add_argument("--memory", type=float, default=None, metavar="GB")
+    parser.add_argument("--thread-sweep", action="store_true",
+                        help="time skae with 1 thread, torch's default, and its own choice")
     parser.add_argument("--memory-child", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--memory-mode", default="fit", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -285,6 +319,8 @@ def main(argv=None):
         return memory_child(args.memory_child, args.d, args.memory_mode)
     if args.memory is not None:
         return measure_memory(args.memory, args.d)
+    if args.thread_sweep:
+        return thread_sweep(args.n, args.d, args.epochs, args.batch_size, args.repeats)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.quick:

@@ -25,7 +25,7 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         n_components=8,
         *,
         contamination=0.1,
-        trim_fraction=0.0,
+        trim_fraction=0.3,
         hidden_layer_sizes=(64,),
         activation="relu",
         latent_activation="identity",
@@ -36,7 +36,7 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         batch_size=256,
         learning_rate="constant",
         learning_rate_init=1e-3,
-        max_iter=100,
+        max_iter=20,
         shuffle=True,
         random_state=None,
         tol=1e-4,
@@ -257,10 +257,11 @@ contamination : "auto" or float, default=0.1
     "3 sigma" rule). Only ``predict`` and ``decision_function`` depend on
     it, not ``score_samples``.
 
-trim_fraction : float, default=0.0
+trim_fraction : float, default=0.3
     Robust training: in every batch, the ``trim_fraction`` of samples with
     the largest reconstruction error are left out of the loss (a trimmed
-    mean), so that anomalies in the training data are not learned.
+    mean), so that anomalies in the training data are not learned. 0 trains
+    on every sample.
 
 {parameters}
 Attributes
@@ -300,7 +301,7 @@ array([-1, -1, -1, -1, -1])
     parameters=fill(
         NETWORK_AND_TRAINING_PARAMETERS,
         hidden_layer_sizes="(64,)",
-        max_iter="100",
+        max_iter="20",
         standardize="True",
     ),
     attributes=TRAINING_ATTRIBUTES,

@@ -45,7 +45,7 @@ def test_outlier_conventions(blobs):
 def test_auto_contamination_is_a_robust_threshold(blobs):
     X, y = blobs
     det = AutoencoderAnomalyDetector(n_components=2, contamination="auto", max_iter=60,
-                                     random_state=0).fit(X)
+                                     trim_fraction=0.0, random_state=0).fit(X)
     log_errors = np.log(-det.score_samples(X))
     median = np.median(log_errors)
     mad = 1.4826 * np.median(np.abs(log_errors - median))
@@ -124,3 +124,20 @@ def test_bad_input(blobs):
         det.predict(X[:, :3])
     with pytest.raises(ValueError, match="NaN"):
         det.score_samples(np.full((2, 8), np.nan))
+
+
+def test_trimmed_loss_keeps_a_cluster_of_training_anomalies_anomalous():
+    rng = np.random.RandomState(0)
+    basis = rng.normal(size=(2, 10))
+    inliers = rng.normal(size=(950, 2)) @ basis + 0.1 * rng.normal(size=(950, 10))
+    cluster = 4 * rng.normal(size=(1, 10)) + 0.05 * rng.normal(size=(50, 10))  # 5%, repeated
+    X = np.vstack([inliers, cluster])
+    y = np.r_[np.zeros(950), np.ones(50)]
+
+    def auroc(trim):
+        det = AutoencoderAnomalyDetector(n_components=3, trim_fraction=trim, max_iter=60,
+                                         random_state=0).fit(X)
+        return roc_auc_score(y, -det.score_samples(X))
+
+    plain, trimmed = auroc(0.0), auroc(0.3)
+    assert trimmed > 0.95 and trimmed > plain + 0.05, (plain, trimmed)
