@@ -455,6 +455,9 @@ def report(results, info, published, methods, args, command):
         f"- threads: {args.threads}; seeds: {', '.join(map(str, args.seeds))}; "
         f"datasets: {len(info)} ({n_adbench} ADBench, {len(info) - n_adbench} odds_*)",
         f"- skae parameters overridden: `{json.dumps(args.skae_params)}`",
+        *([f"- {', '.join(args.reused)}: rows reused from `{args.reuse.name}`, an earlier "
+           "run of this script (same protocol, seeds and splits), not rerun here"]
+          if getattr(args, "reused", None) else []),
         "- protocol: ADBench unsupervised (resample to [1000, 10000] rows, stratified "
         "70/30 split, MinMaxScaler fit on train, fit on the whole train split, "
         "metrics on test, mean over seeds); see the docstring of benchmarks/adbench.py",
@@ -532,6 +535,9 @@ def parse_args(argv=None):
                         help="JSON dict overriding AutoencoderAnomalyDetector defaults")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     parser.add_argument("--tag", default=None, help="name of the outputs (default: quick/full)")
+    parser.add_argument("--reuse", type=Path, default=None, metavar="CSV",
+                        help="add the rows of methods not run here from an earlier run's CSV "
+                             "(same script, so the same splits), e.g. the slow pyod_ae")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch and BLAS threads (default: 1)")
     args = parser.parse_args(argv)
@@ -594,6 +600,15 @@ def main(argv=None):
     with threadpool_limits(limits=args.threads):
         results, info = run(datasets, methods, args.seeds, args.skae_params,
                             args.data_dir, csv_path)
+    if args.reuse is not None:
+        earlier = pd.read_csv(args.reuse)
+        earlier = earlier[~earlier["method"].isin(methods)
+                          & earlier["dataset"].isin(results["dataset"])
+                          & earlier["seed"].isin(args.seeds)]
+        args.reused = sorted(earlier["method"].unique())
+        methods = [*methods, *args.reused]
+        results = pd.concat([results, earlier], ignore_index=True)
+        results.to_csv(csv_path, index=False)
     text = report(results, info, published, methods, args, command)
     md_path.write_text(text)
     print(f"\nwrote {csv_path} and {md_path}", flush=True)
