@@ -83,7 +83,7 @@ CODE = 64
 class Config:
     """Sizes and budgets of one run.
 
-    Attributes
+    Parameters
     ----------
     n_train, n_test : int
         Training images (the first ones) and test images (the last ones).
@@ -132,6 +132,7 @@ def load_mnist(data_dir):
     Returns
     -------
     X : ndarray of shape (10000, 784), dtype float32
+        One image per row, pixel values / 255.
     """
     path = Path(data_dir) / "images" / "mnist_test.npz"
     if not path.exists():
@@ -155,6 +156,7 @@ def psnr(clean, other, per_image=False):
     Returns
     -------
     psnr : float
+        In dB.
     """
     if per_image:
         return float(np.mean(10 * np.log10(1.0 / np.mean((clean - other) ** 2, axis=1))))
@@ -162,7 +164,18 @@ def psnr(clean, other, per_image=False):
 
 
 def mse(a, b):
-    """Mean squared difference over all entries."""
+    """Mean squared difference over all entries.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        Arrays of the same shape.
+
+    Returns
+    -------
+    mse : float
+        ``mean((a - b) ** 2)``.
+    """
     return float(np.mean((a - b) ** 2))
 
 
@@ -195,6 +208,7 @@ class Placeholder(str):
     """A string shown without quotes in :func:`describe` (e.g. ``λ``)."""
 
     def __repr__(self):
+        """Return the string itself, unquoted."""
         return str(self)
 
 
@@ -202,14 +216,36 @@ LAMBDA, SEED = Placeholder("λ"), Placeholder("seed")
 
 
 def describe(params):
-    """Render estimator parameters as a call, for the report."""
+    """Render estimator parameters as a call, for the report.
+
+    Parameters
+    ----------
+    params : dict
+        Estimator parameters; ``n_components`` becomes the positional argument.
+
+    Returns
+    -------
+    call : str
+        E.g. ``AutoencoderTransformer(64, max_iter=20)``.
+    """
     args = [repr(params["n_components"])] if "n_components" in params else []
     args += [f"{k}={v!r}" for k, v in params.items() if k != "n_components"]
     return f"AutoencoderTransformer({', '.join(args)})"
 
 
 def shown_path(path):
-    """``path`` relative to the repository when inside it, for the report."""
+    """Show a path relative to the repository when it is inside it.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file or folder.
+
+    Returns
+    -------
+    path : Path
+        Relative to the repository root, or absolute when outside it.
+    """
     path = Path(path).resolve()
     return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
@@ -228,6 +264,7 @@ def table(header, rows):
     Returns
     -------
     lines : list of str
+        The table's lines.
     """
     titles = [h.rstrip(">") for h in header]
     align = ["---:" if h.endswith(">") else "---" for h in header]
@@ -271,7 +308,22 @@ def image_grid(rows, labels, path, shape=(28, 28), title=None):
 
 # ------------------------------------------------------------- a. denoising
 def gaussian_noisy(test, sigma=0.3, seed=0):
-    """The Gaussian-noise test images of sections a and g: ``x + sigma * N(0, 1)``, not clipped."""
+    """Add Gaussian noise to the test images of sections a and g, without clipping.
+
+    Parameters
+    ----------
+    test : ndarray of shape (n, 784)
+        Clean images.
+    sigma : float, default=0.3
+        Noise standard deviation.
+    seed : int, default=0
+        Seed of the noise.
+
+    Returns
+    -------
+    noisy : ndarray of shape (n, 784), dtype float32
+        ``test + sigma * N(0, 1)``.
+    """
     return (test + sigma * np.random.RandomState(seed).normal(size=test.shape)).astype(np.float32)
 
 
@@ -281,6 +333,7 @@ def run_denoising(cfg, train, test, img_dir):
     Parameters
     ----------
     cfg : Config
+        Sizes and budgets of the run.
     train, test : ndarray of shape (n, 784)
         Clean training and test images in [0, 1].
     img_dir : Path
@@ -375,13 +428,16 @@ def run_sparsity(cfg, train, test, img_dir):
     Parameters
     ----------
     cfg : Config
+        Sizes and budgets of the run.
     train, test : ndarray of shape (n, 784)
+        Clean training and test images in [0, 1].
     img_dir : Path
         Where ``sparsity.png`` goes.
 
     Returns
     -------
     lines : list of str
+        Markdown of the section.
     """
     rho, kl_weight, l1_weight = 0.05, 0.1, 1e-3
     common = dict(n_components=CODE, **BASE, max_iter=cfg.epochs)
@@ -487,10 +543,12 @@ def jacobian_sq_norms(encoder, X):
     encoder : torch.nn.Module
         Maps a sample of shape ``(n_features,)`` to its code.
     X : ndarray of shape (n_samples, n_features)
+        Points at which the Jacobian is taken.
 
     Returns
     -------
     norms : ndarray of shape (n_samples,)
+        ``||J(x_i)||_F^2`` for each sample.
     """
     x = torch.as_tensor(X, dtype=torch.float32)
     out = []
@@ -501,7 +559,20 @@ def jacobian_sq_norms(encoder, X):
 
 
 def skae_penalty(encoder, X):
-    """skae's closed-form contractive penalty ``(1/m) sum_i ||J(x_i)||_F^2``."""
+    """Evaluate skae's closed-form contractive penalty ``(1/m) sum_i ||J(x_i)||_F^2``.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Sequential
+        A fitted ``module_.encoder``.
+    X : ndarray of shape (m, n_features)
+        Points at which the Jacobian is taken.
+
+    Returns
+    -------
+    penalty : float
+        Mean squared Frobenius norm of the Jacobian over ``X``.
+    """
     with torch.no_grad():
         x = torch.as_tensor(X, dtype=torch.float32)
         _, _, pres, posts = forward_with_activations(encoder, x)
@@ -517,11 +588,14 @@ def run_contractive(cfg, train, test):
     Parameters
     ----------
     cfg : Config
+        Sizes and budgets of the run.
     train, test : ndarray of shape (n, 784)
+        Clean training and test images in [0, 1].
 
     Returns
     -------
     lines : list of str
+        Markdown of the section.
     """
     weights = (0.0, 1e-3, 1e-2)
     common = dict(n_components=CODE, **BASE, activation="sigmoid", latent_activation="sigmoid",
@@ -565,13 +639,16 @@ def run_stacked(cfg, train, test, img_dir):
     Parameters
     ----------
     cfg : Config
+        Sizes and budgets of the run.
     train, test : ndarray of shape (n, 784)
+        Clean training and test images in [0, 1].
     img_dir : Path
         Where ``stacked.png`` goes.
 
     Returns
     -------
     lines : list of str
+        Markdown of the section.
     """
     hidden = (256, 128, 64, 32)
     n_stages = len(hidden) + 1
@@ -642,11 +719,14 @@ def run_cost(cfg, train):
     Parameters
     ----------
     cfg : Config
+        Sizes and budgets of the run.
     train : ndarray of shape (n, 784)
+        Clean training images in [0, 1].
 
     Returns
     -------
     lines : list of str
+        Markdown of the section.
     """
     common = dict(n_components=CODE, **BASE, max_iter=cfg.cost_epochs, tol=0.0)
     shallow = dict(hidden_layer_sizes=())
@@ -701,11 +781,14 @@ def run_tied(cfg, train, test):
     Parameters
     ----------
     cfg : Config
+        Sizes and budgets of the run.
     train, test : ndarray of shape (n, 784)
+        Clean training and test images in [0, 1].
 
     Returns
     -------
     lines : list of str
+        Markdown of the section.
     """
     params = dict(n_components=CODE, **BASE, max_iter=cfg.epochs)
     rows = []
@@ -737,11 +820,14 @@ def run_overcomplete(cfg, train, test):
     Parameters
     ----------
     cfg : Config
+        Sizes and budgets of the run.
     train, test : ndarray of shape (n, 784)
+        Clean training and test images in [0, 1].
 
     Returns
     -------
     lines : list of str
+        Markdown of the section.
     """
     width = 1024
     params = dict(n_components=width, hidden_layer_sizes=(), output_activation="sigmoid",
@@ -778,7 +864,13 @@ def run_overcomplete(cfg, train, test):
 
 # --------------------------------------------------------------------- main
 def versions():
-    """One line of library versions, the git commit and the thread count."""
+    """Describe the library versions and the git commit in one line.
+
+    Returns
+    -------
+    line : str
+        Versions of skae (with the git commit), torch, scikit-learn, numpy, python.
+    """
     try:
         commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True, check=True).stdout.strip()
@@ -793,7 +885,13 @@ def versions():
 
 
 def default_data_dir():
-    """``$SKAE_DATA``, else ``<repo>/../shared/datasets``."""
+    """Return the default data folder.
+
+    Returns
+    -------
+    path : Path
+        ``$SKAE_DATA``, else ``<repo>/../shared/datasets``.
+    """
     return Path(os.environ.get("SKAE_DATA", REPO.parent / "shared" / "datasets"))
 
 

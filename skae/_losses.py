@@ -173,7 +173,10 @@ def contractive_penalty(linear_weights, derivatives):
     (``n_components`` rows per sample), and the last factor uses
     ``||A W_1||_F^2 = sum((A @ (W_1 W_1^T)) * A)`` when the input is wider than
     the first layer, so that no ``(m, n_components, n_features)`` tensor is
-    formed. For one layer it reduces to ``sum_j g'_j^2 ||W_1[j]||^2``.
+    formed. For one layer it reduces to ``sum_j g'_j^2 ||W_1[j]||^2``, and for
+    one hidden layer under a linear code to
+    ``d^T ((W_2^T W_2) * (W_1 W_1^T)) d`` with ``d = g_1'``, which needs a
+    single ``h x h`` matrix per batch.
 
     Parameters
     ----------
@@ -195,6 +198,14 @@ def contractive_penalty(linear_weights, derivatives):
             return row_norms.sum()
         return (dL.square() * row_norms).sum(1).mean()
     WL = linear_weights[-1]
+    if len(linear_weights) == 2 and dL is None:
+        # one hidden layer, linear code: J = W_2 D_1 W_1 and
+        # ||J||^2 = d_1^T ((W_2^T W_2) * (W_1 W_1^T)) d_1, one h x h matrix per batch
+        K = (WL.t() @ WL) * (W1 @ W1.t())
+        d1 = derivatives[0]
+        if d1 is None:
+            return K.sum()
+        return ((d1 @ K) * d1).sum(1).mean()
     A = WL.unsqueeze(0) if dL is None else dL.unsqueeze(2) * WL  # (m or 1, k, h_{L-1})
     for W, d in zip(linear_weights[-2:0:-1], derivatives[-2:0:-1]):
         if d is not None:

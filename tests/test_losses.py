@@ -60,7 +60,8 @@ def test_activation_derivatives(act):
 @pytest.mark.parametrize(
     "hidden, n_features, activation, latent",
     [((), 5, "sigmoid", "sigmoid"), ((), 5, "relu", "identity"), ((7,), 5, "tanh", "identity"),
-     ((4, 3), 9, "sigmoid", "tanh"), ((6, 5, 4), 3, "elu", "sigmoid")],
+     ((4, 3), 9, "sigmoid", "tanh"), ((6, 5, 4), 3, "elu", "sigmoid"),
+     ((12,), 20, "sigmoid", "identity"), ((4, 3), 9, "relu", "identity")],
 )
 def test_contractive_penalty_matches_autograd_jacobian(hidden, n_features, activation, latent):
     torch.manual_seed(0)
