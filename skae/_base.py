@@ -39,9 +39,11 @@ _ACTIVATION_NAMES = StrOptions(set(ACTIVATIONS))
 _INT32_MAX = np.iinfo(np.int32).max
 
 #: Below this many multiply-adds in a minibatch's forward pass, training uses
-#: one intra-op thread: thread start-up and synchronisation cost more than
-#: they save on small layers (measured with benchmarks/bench_speed.py).
-SINGLE_THREAD_MACS = 1 << 24
+#: one intra-op thread: thread synchronisation then costs more than it saves.
+#: Above it, torch's default is kept: on 2 cores, 2 threads were as fast as or
+#: faster than 1 down to about 1M multiply-adds per batch
+#: (``benchmarks/bench_speed.py --thread-sweep``, results/speed.md).
+SINGLE_THREAD_MACS = 1 << 18
 
 
 def as_tensor(array, device, dtype):
