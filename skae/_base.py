@@ -10,7 +10,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from ._compat import Interval, StrOptions, validate_data
 from ._losses import (
@@ -387,6 +387,8 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         loss_name = self.loss
         sparse_layers = self._sparse_layer_indices(hidden_sizes) if self.sparsity else []
         contractive = self.contractive_weight > 0
+        # the layer structure is fixed: look it up once, not on every batch
+        pairs = encoder_layers(module.encoder) if contractive else []
         corruption = self._corruption(module, X_t, generator)
         trim = self._trim_fraction()
 
@@ -412,7 +414,6 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
                 terms["sparsity"] = self.sparsity_weight * penalty
                 loss = loss + terms["sparsity"]
             if contractive:
-                pairs = encoder_layers(module.encoder)
                 derivatives = [
                     activation_derivative(act, pre, post)
                     for (_, act), pre, post in zip(pairs, pres, posts)
@@ -493,7 +494,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
             val_index, index = perm[:n_val], perm[n_val:]
 
             def validation_score(m):
-                return -self._mean_error(m, X_t.index_select(0, val_index))
+                return -self._mean_error(m, X_t, val_index)
 
         generator = torch.Generator(device=device).manual_seed(seed + 1)
         batch_size = min(self.batch_size, X.shape[0])
@@ -555,14 +556,17 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         return X
 
     # --------------------------------------------------------------- inference
-    def _mean_error(self, module, xb):
-        """Mean reconstruction error of a tensor, computed in bounded chunks."""
+    def _mean_error(self, module, X, index):
+        """Mean reconstruction error of the rows ``X[index]``, in bounded chunks.
+
+        Rows are gathered chunk by chunk, so no copy of the selection is made.
+        """
         total = 0.0
-        for start, stop in iter_chunks(xb.shape[0], self._max_width()):
-            x = xb[start:stop]
+        for start, stop in iter_chunks(index.shape[0], self._max_width()):
+            x = X.index_select(0, index[start:stop])
             errors = elementwise_reconstruction_error(module(x)[0], x, self.loss, module.feature_scale)
             total = total + errors.sum()
-        return float(total) / xb.numel()
+        return float(total) / (index.shape[0] * X.shape[1])
 
     def _max_width(self):
         return max(self.n_features_in_, self.n_components, *self._hidden_sizes(), 1)
