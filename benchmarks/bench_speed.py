@@ -195,6 +195,15 @@ def available(name):
 
 
 def time_fits(X, batch_size, epochs, names, repeats):
+    """Median fit time and final MSE of each implementation, after a warm-up.
+
+    The first fit in a process pays one-off costs (thread pools, kernel
+    selection, first touch of freshly mapped memory) that can double its time;
+    every implementation is therefore run once on a few batches, untimed.
+    """
+    warm = X[: 4 * batch_size]
+    for name in names:
+        IMPLEMENTATIONS[name](warm, batch_size, 1)
     times = {name: [] for name in names}
     losses = {}
     for _ in range(repeats):

@@ -122,7 +122,9 @@ def run_epoch(module, X, loss_fn, optimizer, *, index, batch_size, generator, sh
     order = torch.randperm(n, generator=generator, device=X.device) if shuffle else None
     if index is not None:
         order = index if order is None else index[order]
-    records = []  # detached per-batch values; reduced once at the end of the epoch
+    # Sample-weighted sums of the loss and of each term, accumulated in place on
+    # the device: no host synchronisation and no allocation that outlives a batch.
+    totals = None
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         xb = X[start:stop] if order is None else X.index_select(0, order[start:stop])
@@ -130,11 +132,12 @@ def run_epoch(module, X, loss_fn, optimizer, *, index, batch_size, generator, sh
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        records.append((loss.detach(), *(t.detach() for t in terms.values())))
-    per_batch = torch.stack([torch.stack(r) for r in records])  # (n_batches, 1 + n_terms)
-    sizes = torch.full((len(records), 1), float(batch_size), device=per_batch.device)
-    sizes[-1] = n - batch_size * (len(records) - 1)
-    return (per_batch * sizes).sum(0) / n, list(terms)
+        if totals is None:
+            totals = torch.zeros(1 + len(terms), device=X.device)
+        totals[0].add_(loss.detach(), alpha=stop - start)
+        for i, term in enumerate(terms.values(), start=1):
+            totals[i].add_(term.detach(), alpha=stop - start)
+    return totals / n, list(terms)
 
 
 def fit_module(
