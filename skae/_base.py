@@ -13,6 +13,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._compat import Interval, StrOptions, validate_data
+from ._direct import DirectGradient
 from ._losses import (
     activation_derivative,
     contractive_penalty,
@@ -379,18 +380,26 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         except (RuntimeError, TypeError, ValueError):  # fused kernels unsupported here
             return cls(groups, **kwargs)
 
-    def _make_loss_fn(self, module, X_t, hidden_sizes, generator):
+    def _make_loss_fn(self, module, X_t, hidden_sizes, generator, batch_size):
         """Build ``loss_fn(module, xb) -> (loss, terms)``: reconstruction + λ R.
 
         Each regularizer's weighted term is recorded under its own name.
+        Plain MLP autoencoders get a :class:`~skae._direct.DirectGradient`,
+        which computes the same loss and its gradients without autograd.
         """
         loss_name = self.loss
         sparse_layers = self._sparse_layer_indices(hidden_sizes) if self.sparsity else []
         contractive = self.contractive_weight > 0
-        # the layer structure is fixed: look it up once, not on every batch
-        pairs = encoder_layers(module.encoder) if contractive else []
         corruption = self._corruption(module, X_t, generator)
         trim = self._trim_fraction()
+        direct = DirectGradient.build(
+            module, loss=loss_name, batch_size=batch_size, trim=trim, corruption=corruption,
+            sparsity=bool(sparse_layers), contractive=contractive,
+        )
+        if direct is not None:
+            return direct
+        # the layer structure is fixed: look it up once, not on every batch
+        pairs = encoder_layers(module.encoder) if contractive else []
 
         def loss_fn(module, xb):
             x_in = xb if corruption is None else corruption(xb)
@@ -524,7 +533,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
             status = fit_module(
                 module,
                 X_t,
-                self._make_loss_fn(module, X_t, hidden_sizes, generator),
+                self._make_loss_fn(module, X_t, hidden_sizes, generator, batch_size),
                 optimizer,
                 state,
                 max_iter=1 if incremental else self.max_iter,
@@ -534,6 +543,8 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
                 adaptive_learning_rate=self.learning_rate == "adaptive",
                 **common,
             )
+        for p in module.parameters():
+            p.grad = None  # the optimizer's state is kept; gradients are not
         self.module_ = module
         self._optimizer = optimizer
         self._train_state = state

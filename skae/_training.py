@@ -101,7 +101,10 @@ def run_epoch(module, X, loss_fn, optimizer, *, index, batch_size, generator, sh
         Whole data set, on the training device.
     loss_fn : callable
         ``loss_fn(module, xb) -> (loss, terms)``: a scalar tensor to
-        minimize, and a dict of named scalar tensors to record.
+        minimize, and a dict of named scalar tensors to record. When it has
+        a true attribute ``sets_gradients`` (see
+        :class:`skae._direct.DirectGradient`), it also leaves the gradients
+        in every parameter's ``.grad`` and no backward pass is run.
     optimizer : torch.optim.Optimizer
     index : torch.Tensor or None
         Rows of ``X`` to train on; None for all rows.
@@ -125,12 +128,14 @@ def run_epoch(module, X, loss_fn, optimizer, *, index, batch_size, generator, sh
     # Sample-weighted sums of the loss and of each term, accumulated in place on
     # the device: no host synchronisation and no allocation that outlives a batch.
     totals = None
+    direct = getattr(loss_fn, "sets_gradients", False)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         xb = X[start:stop] if order is None else X.index_select(0, order[start:stop])
         loss, terms = loss_fn(module, xb)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if not direct:  # a direct loss_fn has already written the gradients
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         optimizer.step()
         if totals is None:
             totals = torch.zeros(1 + len(terms), device=X.device)
