@@ -34,7 +34,14 @@ from ._modules import (
     glorot_init_,
 )
 from ._stacked import pretrain_greedy
-from ._training import TrainState, fit_module, iter_chunks, torch_threads
+from ._training import (
+    StreamedRows,
+    TrainState,
+    fit_module,
+    iter_chunks,
+    torch_threads,
+    training_precision,
+)
 
 _ACTIVATION_NAMES = StrOptions(set(ACTIVATIONS))
 _INT32_MAX = np.iinfo(np.int32).max
@@ -105,6 +112,19 @@ def resolve_device(device, owner):
     return resolved
 
 
+#: Largest share of a GPU's free memory the training data may take there;
+#: larger data is streamed from host memory (:class:`skae._training.StreamedRows`).
+DEVICE_DATA_FRACTION = 0.5
+
+
+def stage_on_device(X, device):
+    """Whether to copy the training data ``X`` (a CPU tensor) to ``device`` whole."""
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return X.numel() * X.element_size() <= DEVICE_DATA_FRACTION * free
+
+
 def module_device(module):
     """Device of a module's first parameter."""
     return next(module.parameters()).device
@@ -159,6 +179,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         "pretraining_max_iter": [None, Interval(Integral, 1, None, closed="left")],
         "tied_weights": ["boolean"],
         "device": [str, torch.device],
+        "precision": [StrOptions({"float32", "tf32", "bfloat16"})],
     }
 
     @abstractmethod
@@ -202,6 +223,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         pretraining_max_iter,
         tied_weights,
         device,
+        precision,
     ):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -240,6 +262,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         self.pretraining_max_iter = pretraining_max_iter
         self.tied_weights = tied_weights
         self.device = device
+        self.precision = precision
 
     # ------------------------------------------------------------------ checks
     def _hidden_sizes(self):
@@ -392,7 +415,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         contractive = self.contractive_weight > 0
         corruption = self._corruption(module, X_t, generator)
         trim = self._trim_fraction()
-        direct = DirectGradient.build(
+        direct = None if self.precision == "bfloat16" else DirectGradient.build(
             module, loss=loss_name, batch_size=batch_size, trim=trim, corruption=corruption,
             sparsity=bool(sparse_layers), contractive=contractive,
         )
@@ -457,7 +480,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
             kwargs["fill"] = standardizer.shift
         elif kind == "salt_and_pepper":
             low, high = torch.aminmax(X_t, dim=0)
-            kwargs.update(low=low, high=high)
+            kwargs.update(low=low.to(module_device(module)), high=high.to(module_device(module)))
 
         def corruption(xb):
             return corrupt(xb, kind, level, generator, **kwargs)
@@ -486,7 +509,13 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
             self._random_state = check_random_state(self.random_state)
         seed = int(self._random_state.randint(_INT32_MAX))
         cpu_gen = torch.Generator().manual_seed(seed)
-        X_t = as_tensor(X, device, torch.float32)
+        batch_size = min(self.batch_size, X.shape[0])
+        X_t = as_tensor(X, "cpu", torch.float32)
+        if stage_on_device(X_t, device):
+            X_t = X_t.to(device)
+            data = X_t
+        else:  # too large for the accelerator: stream batches from host memory
+            data = StreamedRows(X_t, device, batch_size)
         if reuse:
             module, state = self.module_.to(device), self._train_state
         else:
@@ -499,14 +528,18 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         index, validation_score = None, None
         if self.early_stopping and not incremental:
             n_val = int(self.validation_fraction * X.shape[0])
-            perm = torch.randperm(X.shape[0], generator=cpu_gen).to(device)
+            perm = torch.randperm(X.shape[0], generator=cpu_gen).to(X_t.device)
             val_index, index = perm[:n_val], perm[n_val:]
 
             def validation_score(m):
                 return -self._mean_error(m, X_t, val_index)
 
+        # noise is drawn on the training device, shuffling where the rows are
         generator = torch.Generator(device=device).manual_seed(seed + 1)
-        batch_size = min(self.batch_size, X.shape[0])
+        if isinstance(data, StreamedRows):
+            shuffle_generator = torch.Generator(device=X_t.device).manual_seed(seed + 1)
+        else:
+            shuffle_generator = generator
         n_threads = self._n_threads(X.shape[1], hidden_sizes, batch_size, device)
         if not reuse and not self._is_regularized() and self.n_components >= X.shape[1]:
             warnings.warn(
@@ -517,14 +550,14 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
                 UserWarning,
             )
         common = dict(
-            batch_size=batch_size, generator=generator, shuffle=self.shuffle, tol=self.tol,
+            batch_size=batch_size, generator=shuffle_generator, shuffle=self.shuffle, tol=self.tol,
             n_iter_no_change=self.n_iter_no_change, verbose=bool(self.verbose),
         )
-        with torch_threads(n_threads):
+        with torch_threads(n_threads), training_precision(self.precision, device):
             if not reuse and not incremental and self.pretraining == "greedy":
                 stages = pretrain_greedy(
                     module, X_t if index is None else X_t.index_select(0, index),
-                    self._make_optimizer, loss=self.loss,
+                    self._make_optimizer, loss=self.loss, device=device,
                     max_iter=self.pretraining_max_iter or self.max_iter, **common,
                 )
                 self.pretraining_loss_curves_ = [list(st.loss_curve) for st in stages]
@@ -532,7 +565,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
                 self.pretraining_loss_curves_ = None
             status = fit_module(
                 module,
-                X_t,
+                data,
                 self._make_loss_fn(module, X_t, hidden_sizes, generator, batch_size),
                 optimizer,
                 state,
@@ -572,9 +605,9 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
 
         Rows are gathered chunk by chunk, so no copy of the selection is made.
         """
-        total = 0.0
+        total, device = 0.0, module_device(module)
         for start, stop in iter_chunks(index.shape[0], self._max_width()):
-            x = X.index_select(0, index[start:stop])
+            x = X.index_select(0, index[start:stop]).to(device)
             errors = elementwise_reconstruction_error(module(x)[0], x, self.loss, module.feature_scale)
             total = total + errors.sum()
         return float(total) / (index.shape[0] * X.shape[1])

@@ -148,8 +148,19 @@ tied_weights : bool, default=False
 
 device : str or torch.device, default="auto"
     Where to train: ``"auto"`` picks CUDA when available and the CPU
-    otherwise; or ``"cpu"``, ``"cuda"``, ``"cuda:1"``. A fitted model
-    pickles and unpickles on a machine without a GPU.
+    otherwise; or ``"cpu"``, ``"cuda"``, ``"cuda:1"``. On a GPU the
+    training data is copied to the device once when it takes at most half
+    of the device's free memory; larger data stays in host memory and is
+    streamed to the device batch by batch through pinned buffers. A fitted
+    model pickles and unpickles on a machine without a GPU.
+
+precision : {{"float32", "tf32", "bfloat16"}}, default="float32"
+    Arithmetic used in training. ``"float32"``: full single precision.
+    ``"tf32"``: matrix products on CUDA GPUs that have TensorFloat-32
+    units (Ampere and later) use it; the same as ``"float32"`` on the CPU.
+    ``"bfloat16"``: mixed precision (``torch.autocast``): matrix products
+    in bfloat16, weights, optimizer and loss in float32; fastest on recent
+    GPUs, slower on most CPUs. Inference always runs in the input's dtype.
 """
 
 TRAINING_ATTRIBUTES = """\

@@ -5,7 +5,7 @@ from torch import nn
 
 from ._losses import reconstruction_loss
 from ._modules import Autoencoder, Standardize, encoder_layers
-from ._training import TrainState, fit_module, iter_chunks
+from ._training import StreamedRows, TrainState, fit_module, iter_chunks
 
 
 def stage_modules(module):
@@ -41,7 +41,7 @@ def stage_modules(module):
     return stages
 
 
-def pretrain_greedy(module, X, make_optimizer, *, loss, **fit_kwargs):
+def pretrain_greedy(module, X, make_optimizer, *, loss, device=None, **fit_kwargs):
     """Train each layer as a shallow autoencoder on the previous layer's codes.
 
     Stage 1 reconstructs the input ``X`` (with ``loss``); stage ``i > 1``
@@ -54,11 +54,14 @@ def pretrain_greedy(module, X, make_optimizer, *, loss, **fit_kwargs):
     module : Autoencoder
         Deep autoencoder, trained in place.
     X : torch.Tensor of shape (n_samples, n_features)
-        Training data on the training device.
+        Training data, on the training device or (for data too large for
+        it) in host memory, from where batches are streamed.
     make_optimizer : callable
         ``make_optimizer(stage_module) -> torch.optim.Optimizer``.
     loss : {"mse", "bce"}
         Reconstruction loss of the first stage.
+    device : torch.device or None, default=None
+        Training device; None for ``X.device``.
     **fit_kwargs
         Passed to :func:`skae._training.fit_module` for every stage.
 
@@ -67,6 +70,7 @@ def pretrain_greedy(module, X, make_optimizer, *, loss, **fit_kwargs):
     states : list of TrainState
         Training history of each stage.
     """
+    device = X.device if device is None else torch.device(device)
     states = []
     H = X
     for i, stage in enumerate(stage_modules(module)):
@@ -78,8 +82,12 @@ def pretrain_greedy(module, X, make_optimizer, *, loss, **fit_kwargs):
             return rec, {"reconstruction": rec}
 
         state = TrainState()
-        fit_module(stage, H, loss_fn, make_optimizer(stage), state, **fit_kwargs)
+        streamed = H.device.type == "cpu" and device.type != "cpu"
+        data = StreamedRows(H, device, fit_kwargs["batch_size"]) if streamed else H
+        fit_module(stage, data, loss_fn, make_optimizer(stage), state, **fit_kwargs)
         states.append(state)
         with torch.no_grad():
-            H = torch.cat([stage.encoder(H[a:b]) for a, b in iter_chunks(*H.shape)])
+            H = torch.cat([
+                stage.encoder(H[a:b].to(device)).to(H.device) for a, b in iter_chunks(*H.shape)
+            ])
     return states

@@ -71,6 +71,36 @@ def torch_threads(n_threads):
         torch.set_num_threads(previous)
 
 
+@contextmanager
+def training_precision(precision, device):
+    """Run a block of training in the requested arithmetic.
+
+    Parameters
+    ----------
+    precision : {"float32", "tf32", "bfloat16"}
+        ``"tf32"`` lets CUDA matrix products use TensorFloat-32 (restored
+        afterwards; no effect on the CPU); ``"bfloat16"`` runs the block
+        under ``torch.autocast`` with bfloat16.
+    device : torch.device
+        Training device.
+    """
+    if precision == "bfloat16":
+        # no weight-cast cache: it lives as long as the context, which spans
+        # many optimizer steps here, and would keep stale weights
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=False):
+            yield
+        return
+    if precision != "tf32" or device.type != "cuda":
+        yield
+        return
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
 def _clone_state(module):
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
@@ -90,15 +120,83 @@ def iter_chunks(n_rows, n_cols):
         yield start, min(start + step, n_rows)
 
 
+class StreamedRows:
+    """Training rows kept in host memory and sent to the device batch by batch.
+
+    For data sets larger than the accelerator's memory. Each batch is gathered
+    on the host into one of ``n_slots`` page-locked (pinned) staging buffers
+    and copied to the device without blocking, so gathering the next batch
+    overlaps the device's work on the current one. A staging buffer is only
+    refilled once its previous copy has completed (a CUDA event), the one wait
+    on the host in this path.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n_samples, n_features)
+        The data, on the CPU; never copied as a whole.
+    device : torch.device
+        Where batches are sent.
+    batch_size : int
+        Largest batch.
+    n_slots : int, default=2
+        Number of staging buffers.
+    """
+
+    def __init__(self, X, device, batch_size, n_slots=2):
+        self.X = X
+        self.device = torch.device(device)
+        self.shape = X.shape
+        cuda = self.device.type == "cuda"
+        self._staging = [
+            torch.empty(batch_size, X.shape[1], dtype=X.dtype, pin_memory=cuda)
+            for _ in range(n_slots)
+        ]
+        self._copied = [None] * n_slots
+        self._next = 0
+
+    def take(self, rows):
+        """Rows ``X[rows]`` on the device; ``rows`` is a CPU index tensor."""
+        slot = self._next
+        self._next = (slot + 1) % len(self._staging)
+        if self._copied[slot] is not None:
+            self._copied[slot].synchronize()
+        staging = torch.index_select(self.X, 0, rows, out=self._staging[slot][: rows.shape[0]])
+        if self.device.type != "cuda":
+            return staging.to(self.device, copy=True)
+        batch = staging.to(self.device, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self._copied[slot] = event
+        return batch
+
+    def slice(self, start, stop):
+        """Rows ``X[start:stop]`` on the device."""
+        return self.take(torch.arange(start, stop))
+
+
+def _take(X, rows):
+    return X.take(rows) if isinstance(X, StreamedRows) else X.index_select(0, rows)
+
+
+def _slice(X, start, stop):
+    return X.slice(start, stop) if isinstance(X, StreamedRows) else X[start:stop]
+
+
+def index_device(X):
+    """Device on which row indices of ``X`` (a tensor or StreamedRows) live."""
+    return X.X.device if isinstance(X, StreamedRows) else X.device
+
+
 def run_epoch(module, X, loss_fn, optimizer, *, index, batch_size, generator, shuffle):
     """Run one pass of minibatch updates over ``X[index]``.
 
     Parameters
     ----------
     module : torch.nn.Module
-        Module to train (already on ``X.device``).
-    X : torch.Tensor of shape (n_samples, n_features)
-        Whole data set, on the training device.
+        Module to train (already on the training device).
+    X : torch.Tensor of shape (n_samples, n_features) or StreamedRows
+        Whole data set: a tensor on the training device, or rows streamed
+        to it from host memory.
     loss_fn : callable
         ``loss_fn(module, xb) -> (loss, terms)``: a scalar tensor to
         minimize, and a dict of named scalar tensors to record. When it has
@@ -107,10 +205,10 @@ def run_epoch(module, X, loss_fn, optimizer, *, index, batch_size, generator, sh
         in every parameter's ``.grad`` and no backward pass is run.
     optimizer : torch.optim.Optimizer
     index : torch.Tensor or None
-        Rows of ``X`` to train on; None for all rows.
+        Rows of ``X`` to train on, on :func:`index_device`; None for all rows.
     batch_size : int
     generator : torch.Generator
-        Shuffling randomness, on ``X.device``.
+        Shuffling randomness, on :func:`index_device`.
     shuffle : bool
 
     Returns
@@ -122,7 +220,7 @@ def run_epoch(module, X, loss_fn, optimizer, *, index, batch_size, generator, sh
         Term names, in the order of ``means[1:]``.
     """
     n = X.shape[0] if index is None else index.shape[0]
-    order = torch.randperm(n, generator=generator, device=X.device) if shuffle else None
+    order = torch.randperm(n, generator=generator, device=index_device(X)) if shuffle else None
     if index is not None:
         order = index if order is None else index[order]
     # Sample-weighted sums of the loss and of each term, accumulated in place on
@@ -131,14 +229,14 @@ def run_epoch(module, X, loss_fn, optimizer, *, index, batch_size, generator, sh
     direct = getattr(loss_fn, "sets_gradients", False)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        xb = X[start:stop] if order is None else X.index_select(0, order[start:stop])
+        xb = _slice(X, start, stop) if order is None else _take(X, order[start:stop])
         loss, terms = loss_fn(module, xb)
         if not direct:  # a direct loss_fn has already written the gradients
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
         optimizer.step()
         if totals is None:
-            totals = torch.zeros(1 + len(terms), device=X.device)
+            totals = torch.zeros(1 + len(terms), device=xb.device)
         totals[0].add_(loss.detach(), alpha=stop - start)
         for i, term in enumerate(terms.values(), start=1):
             totals[i].add_(term.detach(), alpha=stop - start)
@@ -169,9 +267,10 @@ def fit_module(
     Parameters
     ----------
     module : torch.nn.Module
-        Module to train in place, on ``X.device``.
-    X : torch.Tensor of shape (n_samples, n_features)
-        Training data as one tensor on the training device.
+        Module to train in place, on the training device.
+    X : torch.Tensor of shape (n_samples, n_features) or StreamedRows
+        Training data: one tensor on the training device, or
+        :class:`StreamedRows` for data kept in host memory.
     loss_fn : callable
         ``loss_fn(module, xb) -> (loss, terms)``; see :func:`run_epoch`.
     optimizer : torch.optim.Optimizer
@@ -183,9 +282,9 @@ def fit_module(
     batch_size : int
         Minibatch size (clipped to the number of training rows).
     generator : torch.Generator
-        Randomness for shuffling, on ``X.device``.
+        Randomness for shuffling, on :func:`index_device`.
     index : torch.Tensor or None, default=None
-        Training rows of ``X``; None for all.
+        Training rows of ``X`` (on :func:`index_device`); None for all.
     validation_score : callable or None, default=None
         ``validation_score(module) -> float``, higher is better. When given,
         training stops on it (early stopping) and the weights of the best

@@ -62,6 +62,7 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         pretraining_max_iter=None,
         tied_weights=False,
         device="auto",
+        precision="float32",
     ):
         super().__init__(
             n_components,
@@ -101,6 +102,7 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
             pretraining_max_iter=pretraining_max_iter,
             tied_weights=tied_weights,
             device=device,
+            precision=precision,
         )
         self.contamination = contamination
         self.trim_fraction = trim_fraction

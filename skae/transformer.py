@@ -53,6 +53,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         pretraining_max_iter=None,
         tied_weights=False,
         device="auto",
+        precision="float32",
     ):
         super().__init__(
             n_components,
@@ -92,6 +93,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             pretraining_max_iter=pretraining_max_iter,
             tied_weights=tied_weights,
             device=device,
+            precision=precision,
         )
 
     @_fit_context(prefer_skip_nested_validation=True)
