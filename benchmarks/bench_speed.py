@@ -15,6 +15,8 @@ python benchmarks/bench_speed.py                      # the full table
 python benchmarks/bench_speed.py --batch-size 32 1024 # other batch sizes
 python benchmarks/bench_speed.py --quick              # seconds; CI smoke test
 python benchmarks/bench_speed.py --memory 2.0         # peak RSS of a fit on 2 GB
+python benchmarks/bench_speed.py --device cuda --n 1000000 --batch-size 1024 4096
+                                                      # GPU: minimal loop vs skae
 """
 
 import argparse
@@ -37,6 +39,13 @@ from skae import AutoencoderTransformer  # noqa: E402
 
 HIDDEN = (128, 64)
 CODE = 16
+#: Device of the torch implementations (``--device``); the others run on the CPU.
+DEVICE = torch.device("cpu")
+
+
+def synchronize():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
 
 
 def make_data(n, d, seed=0):
@@ -63,12 +72,14 @@ def training_flops(n, d, epochs):
 def gemm_rate(d, batch_size, seconds=0.5):
     """GFLOP/s torch reaches on the network's forward GEMM shapes."""
     w = widths(d)
-    mats = [(torch.randn(batch_size, a), torch.randn(a, b)) for a, b in zip(w[:-1], w[1:])]
+    mats = [(torch.randn(batch_size, a, device=DEVICE), torch.randn(a, b, device=DEVICE))
+            for a, b in zip(w[:-1], w[1:])]
     flops, start, done = 0.0, time.perf_counter(), 0.0
     while time.perf_counter() - start < seconds:
         for x, m in mats:
             torch.mm(x, m)
             flops += 2.0 * x.shape[0] * x.shape[1] * m.shape[1]
+        synchronize()
     done = time.perf_counter() - start
     return flops / done / 1e9
 
@@ -91,19 +102,21 @@ def final_mse(predict, X):
 def run_minimal(X, batch_size, epochs, fused=False):
     """The minimal hand-written loop: one tensor, shuffled index slices."""
     torch.manual_seed(0)
-    net = torch_mlp(X.shape[1])
+    net = torch_mlp(X.shape[1]).to(DEVICE)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=fused or None)
-    Xt = torch.from_numpy(X)
-    g = torch.Generator().manual_seed(0)
+    Xt = torch.from_numpy(X).to(DEVICE)
+    g = torch.Generator(device=DEVICE).manual_seed(0)
     for _ in range(epochs):
-        perm = torch.randperm(len(Xt), generator=g)
+        perm = torch.randperm(len(Xt), generator=g, device=DEVICE)
         for i in range(0, len(Xt), batch_size):
             xb = Xt[perm[i:i + batch_size]]
             loss = torch.nn.functional.mse_loss(net(xb), xb)
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return lambda A: net(torch.from_numpy(A)).numpy()
+    synchronize()
+    return lambda A: torch.cat([net(torch.from_numpy(A[i:i + 65536]).to(DEVICE)).cpu()
+                                for i in range(0, len(A), 65536)]).numpy()
 
 
 def run_dataloader(X, batch_size, epochs):
@@ -122,15 +135,27 @@ def run_dataloader(X, batch_size, epochs):
     return lambda A: net(torch.from_numpy(A)).numpy()
 
 
-def run_skae(X, batch_size, epochs):
+def run_skae(X, batch_size, epochs, **params):
     ae = AutoencoderTransformer(
         CODE, hidden_layer_sizes=HIDDEN, batch_size=batch_size, max_iter=epochs, tol=0,
-        n_iter_no_change=epochs + 1, random_state=0,
+        n_iter_no_change=epochs + 1, random_state=0, device=DEVICE, **params,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ae.fit(X)
+    synchronize()
     return ae.reconstruct
+
+
+def run_skae_streamed(X, batch_size, epochs):
+    """skae with the data kept in host memory, as for data larger than the GPU's."""
+    import skae._base as base
+
+    fraction, base.DEVICE_DATA_FRACTION = base.DEVICE_DATA_FRACTION, 0.0
+    try:
+        return run_skae(X, batch_size, epochs)
+    finally:
+        base.DEVICE_DATA_FRACTION = fraction
 
 
 def run_mlp(X, batch_size, epochs):
@@ -180,6 +205,14 @@ IMPLEMENTATIONS = {
     "PyOD AutoEncoder (defaults)": lambda X, b, e: run_pyod(X, b, e, defaults=True),
     "skorch NeuralNetRegressor": run_skorch,
 }
+GPU_IMPLEMENTATIONS = {
+    "minimal torch loop": run_minimal,
+    "minimal loop, fused Adam": lambda X, b, e: run_minimal(X, b, e, fused=True),
+    "skae": run_skae,
+    "skae, tf32": lambda X, b, e: run_skae(X, b, e, precision="tf32"),
+    "skae, bfloat16": lambda X, b, e: run_skae(X, b, e, precision="bfloat16"),
+    "skae, streamed from host": run_skae_streamed,
+}
 QUICK = ("minimal torch loop", "skae")
 
 
@@ -216,7 +249,11 @@ def time_fits(X, batch_size, epochs, names, repeats):
 
 
 def inference_throughput(X, batch_size, repeats):
-    """Samples/s of skae.transform versus the minimal loop's encoder, both float32."""
+    """Samples/s of skae.transform versus the minimal loop's encoder.
+
+    Both take a float32 numpy array in host memory and return one, after one
+    untimed warm-up call each; median of ``max(repeats, 5)`` calls.
+    """
     ae = run_skae(X[:2048], batch_size, 1).__self__
     net = torch.nn.Sequential(*list(ae.module_.encoder))
     X = np.tile(X, (max(1, 200_000 // len(X)), 1))  # enough rows that fixed costs vanish
@@ -224,10 +261,12 @@ def inference_throughput(X, batch_size, repeats):
 
     def minimal():
         with torch.inference_mode():
-            return torch.cat([net(Xt[i:i + 8192]) for i in range(0, len(Xt), 8192)]).numpy()
+            return torch.cat([net(Xt[i:i + 8192].to(DEVICE)).cpu()
+                              for i in range(0, len(Xt), 8192)]).numpy()
 
+    minimal(), ae.transform(X)
     rates = {"minimal encoder loop": [], "skae transform": []}
-    for _ in range(repeats):
+    for _ in range(max(repeats, 5)):
         for name, fn in (("minimal encoder loop", minimal), ("skae transform",
                                                              lambda: ae.transform(X))):
             start = time.perf_counter()
@@ -318,6 +357,8 @@ def main(argv=None):
                         help="torch threads for the peers (default: torch's own)")
     parser.add_argument("--only", default=None, help="comma-separated implementation names")
     parser.add_argument("--quick", action="store_true", help="small, fast smoke run")
+    parser.add_argument("--device", default="cpu",
+                        help="device of the torch implementations, e.g. cuda")
     parser.add_argument("--memory", type=float, default=None, metavar="GB")
     parser.add_argument("--thread-sweep", action="store_true",
                         help="time skae with 1 thread, torch's default, and its own choice")
@@ -333,6 +374,11 @@ def main(argv=None):
         return thread_sweep(args.n, args.d, args.epochs, args.batch_size, args.repeats)
     if args.threads:
         torch.set_num_threads(args.threads)
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type != "cpu":
+        IMPLEMENTATIONS.clear()
+        IMPLEMENTATIONS.update(GPU_IMPLEMENTATIONS)
     if args.quick:
         args.n, args.epochs, args.repeats = 4000, 2, 1
     names = list(QUICK if args.quick else IMPLEMENTATIONS)

@@ -13,7 +13,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._compat import Interval, StrOptions, validate_data
-from ._direct import DirectGradient
+from ._direct import DirectForward, DirectGradient
 from ._losses import (
     activation_derivative,
     contractive_penalty,
@@ -128,6 +128,17 @@ def stage_on_device(X, device):
 def module_device(module):
     """Device of a module's first parameter."""
     return next(module.parameters()).device
+
+
+def _sequential_forward(seqs):
+    """``forward(x, out=None)`` applying the modules ``seqs`` in turn."""
+
+    def forward(x, out=None):
+        for seq in seqs:
+            x = seq(x)
+        return x if out is None else out.copy_(x)
+
+    return forward
 
 
 def _state_to_cpu(state_dict):
@@ -615,23 +626,46 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
     def _max_width(self):
         return max(self.n_features_in_, self.n_components, *self._hidden_sizes(), 1)
 
-    def _apply(self, X, fn, n_out):
-        """Run ``fn(module, x_chunk)`` over ``X`` in chunks; numpy out, X's dtype.
+    def _apply(self, X, parts, n_out, finish=None):
+        """Run module ``parts`` over ``X`` in chunks; numpy out, in X's dtype.
 
-        ``n_out`` is the width of ``fn``'s output, or None for a 1-D output.
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_in)
+            Validated input.
+        parts : tuple of {"encoder", "decoder"}
+            The parts of the module to apply, in order.
+        n_out : int or None
+            Width of the output, or None for a 1-D output.
+        finish : callable or None, default=None
+            ``finish(module, y, x) -> tensor`` turns the parts' output ``y``
+            on the chunk ``x`` into the result (e.g. reconstruction errors);
+            None returns ``y`` itself.
 
         Float64 input is computed in float64, float32 input in float32.
+        Plain networks run through :class:`~skae._direct.DirectForward`:
+        buffers reused from chunk to chunk and, on the CPU, results written
+        straight into the output array.
         """
         module = self.module_
         device = module_device(module)
         dtype = torch.float64 if X.dtype == np.float64 else torch.float32
         if dtype != next(module.parameters()).dtype:
             module = copy.deepcopy(module).to(dtype)
+        seqs = [getattr(module, part) for part in parts]
+        forward = DirectForward.build(*seqs) or _sequential_forward(seqs)
         out = np.empty((X.shape[0],) if n_out is None else (X.shape[0], n_out), dtype=X.dtype)
+        in_place = device.type == "cpu" and finish is None
         with torch.inference_mode():
             for start, stop in iter_chunks(X.shape[0], self._max_width()):
                 xb = as_tensor(X[start:stop], device, dtype)
-                out[start:stop] = fn(module, xb).cpu().numpy()
+                if in_place:
+                    forward(xb, out=torch.from_numpy(out[start:stop]))
+                    continue
+                y = forward(xb)
+                if finish is not None:
+                    y = finish(module, y, xb)
+                out[start:stop] = y.cpu().numpy()
         return out
 
     def _validate_X(self, X):
@@ -639,29 +673,29 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
 
     def _encode(self, X):
-        return self._apply(X, lambda m, x: m.encoder(x), self.n_components)
+        return self._apply(X, ("encoder",), self.n_components)
 
     def _decode(self, Z):
-        return self._apply(Z, lambda m, z: m.decoder(z), self.n_features_in_)
+        return self._apply(Z, ("decoder",), self.n_features_in_)
 
     def _reconstruct(self, X):
-        return self._apply(X, lambda m, x: m(x)[0], self.n_features_in_)
+        return self._apply(X, ("encoder", "decoder"), self.n_features_in_)
 
     def _feature_errors(self, X):
         loss = self.loss
 
-        def errors(m, x):
-            return elementwise_reconstruction_error(m(x)[0], x, loss, m.feature_scale)
+        def errors(m, x_hat, x):
+            return elementwise_reconstruction_error(x_hat, x, loss, m.feature_scale)
 
-        return self._apply(X, errors, self.n_features_in_)
+        return self._apply(X, ("encoder", "decoder"), self.n_features_in_, errors)
 
     def _reconstruction_error(self, X):
         loss = self.loss
 
-        def errors(m, x):
-            return elementwise_reconstruction_error(m(x)[0], x, loss, m.feature_scale).mean(1)
+        def errors(m, x_hat, x):
+            return elementwise_reconstruction_error(x_hat, x, loss, m.feature_scale).mean(1)
 
-        return self._apply(X, errors, None)
+        return self._apply(X, ("encoder", "decoder"), None, errors)
 
     def reconstruct(self, X):
         """Encode and decode ``X``.

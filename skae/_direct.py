@@ -225,3 +225,73 @@ class DirectGradient:
         loss = torch.dot(flat, flat) / flat.numel()
         diff.mul_(2.0 / flat.numel())
         return loss
+
+
+class DirectForward:
+    """Inference through plain MLP parts into buffers reused across chunks.
+
+    Use :meth:`build`, which returns None when a part is not covered. The
+    result of a call without ``out`` lives in an internal buffer that the
+    next call overwrites.
+
+    Parameters
+    ----------
+    steps : list of tuple
+        ``("standardize", module)``, ``("unstandardize", module)`` or
+        ``("linear", linear, activation)``, in order.
+    """
+
+    def __init__(self, steps):
+        self.steps = steps
+        self._buffers = {}
+
+    @classmethod
+    def build(cls, *parts):
+        """Return a :class:`DirectForward` through ``parts`` in order, or None.
+
+        Parameters
+        ----------
+        *parts : torch.nn.Sequential
+            MLP encoders or decoders as built by
+            :func:`skae._modules.build_autoencoder`.
+
+        Returns
+        -------
+        forward : DirectForward or None
+        """
+        steps = []
+        for part in parts:
+            layers = _layers(part)
+            if layers is None:
+                return None
+            linears, acts, leading, trailing = layers
+            if leading is not None:
+                steps.append(("standardize", leading))
+            steps.extend(("linear", lin, act) for lin, act in zip(linears, acts))
+            if trailing is not None:
+                steps.append(("unstandardize", trailing))
+        return cls(steps)
+
+    def _buffer(self, i, rows, width, like):
+        buf = self._buffers.get(i)
+        if buf is None or buf.shape[0] < rows or buf.dtype != like.dtype:
+            buf = torch.empty(rows, width, dtype=like.dtype, device=like.device)
+            self._buffers[i] = buf
+        return buf[:rows]
+
+    def __call__(self, x, out=None):
+        """Apply the parts to ``x``; write the result into ``out`` when given."""
+        m, last = x.shape[0], len(self.steps) - 1
+        h = x
+        for i, step in enumerate(self.steps):
+            kind, mod = step[0], step[1]
+            width = mod.out_features if kind == "linear" else h.shape[1]
+            target = out if i == last and out is not None else self._buffer(i, m, width, x)
+            if kind == "standardize":
+                h = torch.sub(h, mod.shift, out=target).div_(mod.scale)
+            elif kind == "unstandardize":
+                h = torch.addcmul(mod.shift, h, mod.scale, out=target)
+            else:
+                h = torch.addmm(mod.bias, h, mod.weight.t(), out=target)
+                _activate_(step[2], h)
+        return h

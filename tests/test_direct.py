@@ -95,3 +95,47 @@ def test_fit_matches_autograd_training(Estimator, digits, monkeypatch):
     np.testing.assert_allclose(direct.loss_curve_, reference.loss_curve_, rtol=1e-3)
     np.testing.assert_allclose(direct.reconstruct(X), reference.reconstruct(X), rtol=1e-2, atol=1e-3)
     assert all(p.grad is None for p in direct.module_.parameters())
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity", "leaky_relu"])
+@pytest.mark.parametrize("standardize", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_direct_forward_matches_module(activation, standardize, dtype):
+    from skae._direct import DirectForward
+
+    rng = np.random.RandomState(0)
+    X = (rng.normal(size=(50, 7)) * 3 + 1).astype(dtype)
+    est = AutoencoderTransformer(
+        3, hidden_layer_sizes=(6,), activation=activation, latent_activation=activation,
+        output_activation="sigmoid", standardize=standardize, max_iter=2, random_state=0,
+    )
+    with pytest.warns(Warning):
+        est.fit(X)
+    module = est.module_.to(torch.float64 if dtype == np.float64 else torch.float32)
+    x = torch.from_numpy(X)
+    with torch.no_grad():
+        z = module.encoder(x)
+        expected = {
+            ("encoder",): z,
+            ("decoder",): module.decoder(z),
+            ("encoder", "decoder"): module(x)[0],
+        }
+        for parts, want in expected.items():
+            forward = DirectForward.build(*(getattr(module, p) for p in parts))
+            inp = z if parts == ("decoder",) else x
+            torch.testing.assert_close(forward(inp), want)
+            out = torch.empty_like(want)
+            forward(inp[:20], out=out[:20])  # a shorter chunk reuses the buffers
+            torch.testing.assert_close(out[:20], want[:20])
+    # the public methods take the same route
+    np.testing.assert_allclose(est.transform(X), z.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_direct_forward_leaves_tied_weights_to_the_module():
+    from skae._direct import DirectForward
+
+    est = AutoencoderTransformer(2, hidden_layer_sizes=(4,), tied_weights=True, max_iter=1)
+    with pytest.warns(Warning):
+        est.fit(np.random.RandomState(0).normal(size=(30, 5)))
+    assert DirectForward.build(est.module_.encoder) is not None
+    assert DirectForward.build(est.module_.decoder) is None

@@ -38,3 +38,46 @@ def test_cpu_and_cuda_fits_agree_closely(X):
     cpu = AutoencoderTransformer(3, max_iter=5, shuffle=False, device="cpu", random_state=0)
     gpu = AutoencoderTransformer(3, max_iter=5, shuffle=False, device="cuda", random_state=0)
     np.testing.assert_allclose(cpu.fit(X).score(X), gpu.fit(X).score(X), rtol=1e-2)
+
+
+def test_streamed_cuda_fit_matches_staged(X, monkeypatch):
+    import skae._base
+
+    kwargs = dict(max_iter=4, batch_size=64, device="cuda", random_state=0, shuffle=False)
+    staged = AutoencoderTransformer(3, **kwargs).fit(X)
+    monkeypatch.setattr(skae._base, "DEVICE_DATA_FRACTION", 0.0)  # stream everything
+    streamed = AutoencoderTransformer(3, **kwargs).fit(X)
+    np.testing.assert_allclose(streamed.loss_curve_, staged.loss_curve_, rtol=1e-4)
+    early = AutoencoderTransformer(3, early_stopping=True, **kwargs).fit(X)
+    assert len(early.validation_scores_) == early.n_iter_
+
+
+@pytest.mark.parametrize("precision", ["tf32", "bfloat16"])
+def test_cuda_precision_trains_and_restores_settings(X, precision):
+    before = torch.get_float32_matmul_precision()
+    ae = AutoencoderTransformer(3, max_iter=10, device="cuda", precision=precision,
+                                random_state=0).fit(X)
+    assert torch.get_float32_matmul_precision() == before
+    assert not torch.is_autocast_enabled("cuda")
+    assert ae.loss_curve_[-1] < ae.loss_curve_[0]
+
+
+def test_direct_gradients_on_cuda(X):
+    from skae._direct import DirectGradient
+
+    det = AutoencoderAnomalyDetector(3, hidden_layer_sizes=(8,), max_iter=2, device="cuda",
+                                     random_state=0).fit(X)
+    module = det.module_
+    xb = torch.from_numpy(X[:64]).cuda()
+    direct = DirectGradient.build(module, loss="mse", batch_size=64, trim=0.3)
+    loss, _ = direct(module, xb)
+    grads = [p.grad.clone() for p in module.parameters()]
+    for p in module.parameters():
+        p.grad = None
+    from skae._losses import trimmed_reconstruction_loss
+
+    reference = trimmed_reconstruction_loss(module(xb)[0], xb, "mse", module.feature_scale, 0.3)
+    reference.backward()
+    assert float(loss) == pytest.approx(float(reference), rel=1e-4)
+    for g, p in zip(grads, module.parameters()):
+        torch.testing.assert_close(g, p.grad, rtol=1e-3, atol=1e-5)

@@ -15,6 +15,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+import skae._base
 from skae import AutoencoderTransformer
 from skae._compat import InvalidParameterError
 
@@ -321,10 +322,13 @@ def test_inference_is_chunked(small_X, monkeypatch):
     whole = ae.transform(small_X)
     monkeypatch.setattr("skae._training.INFERENCE_CHUNK_ELEMENTS", 7)
     calls = []
-    original = ae.module_.encoder.forward
-    monkeypatch.setattr(ae.module_.encoder, "forward", lambda x: calls.append(len(x)) or original(x))
+    original = skae._base.as_tensor
+    monkeypatch.setattr(
+        skae._base, "as_tensor", lambda a, *args: calls.append(len(a)) or original(a, *args)
+    )
     np.testing.assert_allclose(ae.transform(small_X), whole, rtol=1e-5, atol=1e-6)
     assert len(calls) > 1 and max(calls) < len(small_X)
+    assert sum(calls) == len(small_X)
 
 
 # ------------------------------------------------------------ bad input
