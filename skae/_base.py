@@ -130,6 +130,18 @@ def module_device(module):
     return next(module.parameters()).device
 
 
+def _check_finite(x):
+    """Raise scikit-learn's errors when ``x`` holds NaN or infinity."""
+    if torch.isfinite(x.sum()):  # one fast reduction; overflow is told apart below
+        return
+    if torch.isnan(x).any():
+        raise ValueError("Input X contains NaN.")
+    if not torch.isfinite(x).all():
+        raise ValueError(
+            f"Input X contains infinity or a value too large for dtype('{str(x.dtype)[6:]}')."
+        )
+
+
 def _sequential_forward(seqs):
     """``forward(x, out=None)`` applying the modules ``seqs`` in turn."""
 
@@ -659,6 +671,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         with torch.inference_mode():
             for start, stop in iter_chunks(X.shape[0], self._max_width()):
                 xb = as_tensor(X[start:stop], device, dtype)
+                _check_finite(xb)
                 if in_place:
                     forward(xb, out=torch.from_numpy(out[start:stop]))
                     continue
@@ -669,8 +682,15 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         return out
 
     def _validate_X(self, X):
+        """Validate input to an inference method.
+
+        Finiteness is checked chunk by chunk in :meth:`_apply`, where the
+        chunk is already in cache, instead of in a separate pass over ``X``.
+        """
         check_is_fitted(self)
-        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return validate_data(
+            self, X, dtype=[np.float64, np.float32], reset=False, ensure_all_finite=False
+        )
 
     def _encode(self, X):
         return self._apply(X, ("encoder",), self.n_components)

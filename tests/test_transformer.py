@@ -414,3 +414,20 @@ def test_keyboard_interrupt_keeps_model_and_warns(small_X, monkeypatch):
         ae.fit(small_X)
     assert ae.n_iter_ == 2
     assert ae.transform(small_X).shape == (120, 2)
+
+
+@pytest.mark.parametrize("value, message", [(np.nan, "NaN"), (np.inf, "infinity")])
+def test_inference_rejects_non_finite_values_in_any_chunk(small_X, value, message, monkeypatch):
+    ae = AutoencoderTransformer(2, max_iter=2, random_state=0).fit(small_X)
+    monkeypatch.setattr("skae._training.INFERENCE_CHUNK_ELEMENTS", 7)
+    X = small_X.copy()
+    X[-1, 0] = value
+    for method in (ae.transform, ae.score_samples, ae.reconstruct):
+        with pytest.raises(ValueError, match=message):
+            method(X)
+
+
+def test_inference_accepts_large_finite_values(small_X):
+    ae = AutoencoderTransformer(2, max_iter=2, random_state=0).fit(small_X)
+    X = np.full((4, small_X.shape[1]), 3e38, dtype=np.float32)  # their sum overflows
+    assert ae.transform(X).shape == (4, 2)
