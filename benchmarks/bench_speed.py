@@ -355,7 +355,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for the peers (default: torch's own)")
-    parser.add_argument("--only", default=None, help="comma-separated implementation names")
+    parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                        help="implementation names, each quoted, e.g. 'minimal torch loop' skae")
     parser.add_argument("--quick", action="store_true", help="small, fast smoke run")
     parser.add_argument("--device", default="cpu",
                         help="device of the torch implementations, e.g. cuda")
@@ -383,7 +384,11 @@ def main(argv=None):
         args.n, args.epochs, args.repeats = 4000, 2, 1
     names = list(QUICK if args.quick else IMPLEMENTATIONS)
     if args.only:
-        names = [n for n in names if n in args.only.split(",")]
+        unknown = set(args.only) - set(IMPLEMENTATIONS)
+        if unknown:
+            parser.error(f"unknown implementation(s) {sorted(unknown)}; "
+                         f"choose from {list(IMPLEMENTATIONS)}")
+        names = [n for n in names if n in args.only]
     names = [n for n in names if available(n)]
     X = make_data(args.n, args.d)
     print(f"n={args.n} d={args.d} epochs={args.epochs} repeats={args.repeats} "
