@@ -85,12 +85,6 @@ class DirectGradient:
     covered. Calling the object on a batch returns ``(loss, terms)`` like a
     ``loss_fn`` and leaves every parameter's gradient in ``.grad``.
 
-    Attributes
-    ----------
-    sets_gradients : bool
-        Always True: tells :func:`skae._training.run_epoch` that calling the
-        object computes the gradients, so no backward pass is run.
-
     Parameters
     ----------
     module : skae._modules.Autoencoder
@@ -103,6 +97,12 @@ class DirectGradient:
     corruption : callable or None
         ``corruption(xb)`` for denoising training: the corrupted batch is
         encoded, the clean one is the target.
+
+    Attributes
+    ----------
+    sets_gradients : bool
+        Always True: tells :func:`skae._training.run_epoch` that calling the
+        object computes the gradients, so no backward pass is run.
     """
 
     sets_gradients = True
@@ -116,10 +116,11 @@ class DirectGradient:
         n_features = self.linears[0].in_features
         self.outputs = [torch.empty(batch_size, lin.out_features, **opts) for lin in self.linears]
         self.deltas = [torch.empty(batch_size, lin.out_features, **opts) for lin in self.linears]
-        self.inputs = torch.empty(batch_size, n_features, **opts) if self.standardize else None
+        standardized = self.standardize is not None
+        self.inputs = torch.empty(batch_size, n_features, **opts) if standardized else None
         self.targets = (
             torch.empty(batch_size, n_features, **opts)
-            if self.standardize and corruption is not None
+            if standardized and corruption is not None
             else None
         )
 
