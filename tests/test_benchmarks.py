@@ -23,3 +23,12 @@ def test_speed_benchmark_quick_mode_reports_a_ratio(capsys):
     ratio = results[256]["skae"]
     assert math.isfinite(ratio) and ratio > 0
     assert "ratio" in capsys.readouterr().out
+
+
+def test_speed_benchmark_gpu_rows_run(capsys):
+    """The rows of the GPU table (``--device cuda``) run, here on the CPU."""
+    bench = load("bench_speed")
+    X = bench.make_data(600, 32)
+    for name, run in bench.GPU_IMPLEMENTATIONS.items():
+        predict = run(X, 128, 1)
+        assert math.isfinite(bench.final_mse(predict, X)), name
