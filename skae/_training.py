@@ -165,7 +165,7 @@ class StreamedRows:
             return staging.to(self.device, copy=True)
         batch = staging.to(self.device, non_blocking=True)
         event = torch.cuda.Event()
-        event.record()
+        event.record(torch.cuda.current_stream(self.device))  # the copy's stream
         self._copied[slot] = event
         return batch
 
