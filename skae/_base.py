@@ -503,7 +503,8 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
             kwargs["fill"] = standardizer.shift
         elif kind == "salt_and_pepper":
             low, high = torch.aminmax(X_t, dim=0)
-            kwargs.update(low=low.to(module_device(module)), high=high.to(module_device(module)))
+            device = module_device(module)
+            kwargs.update(low=low.to(device), high=high.to(device))
 
         def corruption(xb):
             return corrupt(xb, kind, level, generator, **kwargs)

@@ -18,11 +18,10 @@ compares them); anything else (sparsity, contractive penalty, tied weights,
 other activations or losses) keeps using autograd.
 """
 
-import math
-
 import torch
 from torch import nn
 
+from ._losses import n_kept
 from ._modules import Standardize
 
 #: Activations whose derivative is a function of their output.
@@ -56,6 +55,18 @@ def _activate_(act, a):
         a.tanh_()
     elif isinstance(act, nn.LeakyReLU):
         torch.nn.functional.leaky_relu_(a, act.negative_slope)
+
+
+def _standardize_into(x, standardizer, out):
+    """``(x - shift) / scale`` of a :class:`Standardize`, written into ``out``."""
+    return torch.sub(x, standardizer.shift, out=out).div_(standardizer.scale)
+
+
+def _dense_into(linear, act, h, out):
+    """``act(h W^T + b)`` written into ``out``, the activation in place."""
+    a = torch.addmm(linear.bias, h, linear.weight.t(), out=out)
+    _activate_(act, a)
+    return a
 
 
 def _backprop_activation_(act, delta, a):
@@ -186,16 +197,14 @@ class DirectGradient:
             x_in = xb if self.corruption is None else self.corruption(xb)
             target = xb
             if self.standardize is not None:
-                shift, scale = self.standardize.shift, self.standardize.scale
-                x_in = torch.sub(x_in, shift, out=self.inputs[:m]).div_(scale)
+                x_in = _standardize_into(x_in, self.standardize, self.inputs[:m])
                 if self.corruption is None:
                     target = x_in
                 else:
-                    target = torch.sub(xb, shift, out=self.targets[:m]).div_(scale)
+                    target = _standardize_into(xb, self.standardize, self.targets[:m])
             h = x_in
             for lin, act, out in zip(self.linears, self.acts, self.outputs):
-                h = torch.addmm(lin.bias, h, lin.weight.t(), out=out[:m])
-                _activate_(act, h)
+                h = _dense_into(lin, act, h, out[:m])
             delta = torch.sub(h, target, out=self.deltas[-1][:m])
             loss = self._output_error_(delta)
             _backprop_activation_(self.acts[-1], delta, h)
@@ -215,7 +224,7 @@ class DirectGradient:
         m, d = diff.shape
         if self.trim > 0:
             errors = diff.square().mean(1)
-            keep = max(1, m - math.ceil(self.trim * m))
+            keep = n_kept(m, self.trim)
             kept = errors.topk(keep, largest=False, sorted=False).indices
             weights = torch.zeros(m, 1, device=diff.device, dtype=diff.dtype)
             weights[kept] = 1.0 / keep
@@ -289,10 +298,9 @@ class DirectForward:
             width = mod.out_features if kind == "linear" else h.shape[1]
             target = out if i == last and out is not None else self._buffer(i, m, width, x)
             if kind == "standardize":
-                h = torch.sub(h, mod.shift, out=target).div_(mod.scale)
+                h = _standardize_into(h, mod, target)
             elif kind == "unstandardize":
                 h = torch.addcmul(mod.shift, h, mod.scale, out=target)
             else:
-                h = torch.addmm(mod.bias, h, mod.weight.t(), out=target)
-                _activate_(step[2], h)
+                h = _dense_into(mod, step[2], h, target)
         return h

@@ -84,8 +84,25 @@ def trimmed_reconstruction_loss(x_hat, x, loss, scale, trim):
         A scalar: the mean error of the kept samples.
     """
     errors = elementwise_reconstruction_error(x_hat, x, loss, scale).mean(1)
-    keep = max(1, errors.shape[0] - math.ceil(trim * errors.shape[0]))
+    keep = n_kept(errors.shape[0], trim)
     return errors.topk(keep, largest=False, sorted=False).values.mean()
+
+
+def n_kept(m, trim):
+    """Samples of a batch of ``m`` that a trimmed loss keeps: ``m - ceil(trim m)``, at least 1.
+
+    Parameters
+    ----------
+    m : int
+        Batch size.
+    trim : float
+        Fraction of samples left out, in [0, 1).
+
+    Returns
+    -------
+    keep : int
+    """
+    return max(1, m - math.ceil(trim * m))
 
 
 def l1_activity(activations):
