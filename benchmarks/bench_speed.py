@@ -148,14 +148,16 @@ def run_skae(X, batch_size, epochs, **params):
 
 
 def run_skae_streamed(X, batch_size, epochs):
-    """skae with the data kept in host memory, as for data larger than the GPU's."""
-    import skae._base as base
+    """skae with the data kept in host memory, as for data larger than the GPU's.
 
-    fraction, base.DEVICE_DATA_FRACTION = base.DEVICE_DATA_FRACTION, 0.0
-    try:
+    A GPU row: ``data_fraction=0.0`` streams every data set from host memory
+    to a CUDA device. On the CPU the data is already in host memory and is
+    used in place, so this row then times the same fit as ``skae``.
+    """
+    from skae._device import device_policy
+
+    with device_policy(data_fraction=0.0):
         return run_skae(X, batch_size, epochs)
-    finally:
-        base.DEVICE_DATA_FRACTION = fraction
 
 
 def run_mlp(X, batch_size, epochs):
@@ -277,33 +279,28 @@ def inference_throughput(X, batch_size, repeats):
 
 def thread_sweep(n, d, epochs, batch_sizes, repeats):
     """Fit time of skae with one thread, with torch's default, and with its own choice."""
-    import skae._base as base
+    from skae._device import current_policy, device_policy, training_threads
 
     default = torch.get_num_threads()
     choices = {"1 thread": float("inf"), f"{default} threads": 0,
-               "auto": base.SINGLE_THREAD_MACS}
+               "auto": current_policy().single_thread_macs}
     X = make_data(n, d)
     print(f"\nthread sweep: n={n} d={d} epochs={epochs} (seconds, median of {repeats})")
     print(f"{'batch':>6} " + " ".join(f"{c:>10}" for c in choices) + "  auto picks")
     rows = {}
-    try:
-        for batch_size in batch_sizes:
-            times = {c: [] for c in choices}
-            for _ in range(repeats):
-                for c, threshold in choices.items():
-                    base.SINGLE_THREAD_MACS = threshold
+    for batch_size in batch_sizes:
+        times = {c: [] for c in choices}
+        for _ in range(repeats):
+            for c, threshold in choices.items():
+                with device_policy(single_thread_macs=threshold):
                     start = time.perf_counter()
                     run_skae(X, batch_size, epochs)
                     times[c].append(time.perf_counter() - start)
-            med = {c: statistics.median(t) for c, t in times.items()}
-            base.SINGLE_THREAD_MACS = choices["auto"]
-            picked = AutoencoderTransformer(CODE, hidden_layer_sizes=HIDDEN)._n_threads(
-                d, HIDDEN, batch_size, torch.device("cpu")) or default
-            print(f"{batch_size:>6} " + " ".join(f"{med[c]:>10.2f}" for c in choices)
-                  + f"  {picked}")
-            rows[batch_size] = med
-    finally:
-        base.SINGLE_THREAD_MACS = choices["auto"]
+        med = {c: statistics.median(t) for c, t in times.items()}
+        picked = training_threads((d, *HIDDEN, CODE), batch_size, torch.device("cpu")) or default
+        print(f"{batch_size:>6} " + " ".join(f"{med[c]:>10.2f}" for c in choices)
+              + f"  {picked}")
+        rows[batch_size] = med
     return rows
 
 

@@ -1,25 +1,23 @@
-"""The training engine: one minibatch loop shared by every estimator.
+"""The training loop and its callbacks.
 
-Free of scikit-learn. A loss function ``loss_fn(module, xb) -> (loss, terms)``
-is the only seam: regularizers are extra terms it returns, and every term is
-recorded per epoch in :class:`TrainState`.
+Free of scikit-learn and of the estimators' parameters. ``loss_fn(net, xb)
+-> (loss, parts)`` is the one seam for what is minimized; everything that
+decides when to stop, what to record or what to show is a small callback
+whose ``on_epoch_end`` returns a reason to stop, or None.
 """
 
 import math
-import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
 
-#: Rows per chunk in inference and validation: bounds memory on any n.
-INFERENCE_CHUNK_ELEMENTS = 1 << 21
+from ._data import iter_chunks
 
 
 @dataclass
 class TrainState:
-    """Training history and early-stopping bookkeeping, kept across calls.
+    """Training history, kept across ``partial_fit`` calls and warm starts.
 
     Attributes
     ----------
@@ -28,7 +26,7 @@ class TrainState:
     loss_curve : list of float
         Mean training loss (all terms) per epoch.
     terms : dict of str to list of float
-        Mean of each loss term per epoch, keyed by term name.
+        Mean of each loss part per epoch, keyed by name.
     validation_scores : list of float
         Validation score per epoch (higher is better), when validating.
     best_loss : float
@@ -37,8 +35,6 @@ class TrainState:
         Highest validation score seen.
     no_improvement_count : int
         Consecutive epochs without an improvement larger than ``tol``.
-    best_state : dict or None
-        Copy of the module's ``state_dict`` at the best validation score.
     """
 
     n_iter: int = 0
@@ -48,339 +44,342 @@ class TrainState:
     best_loss: float = math.inf
     best_validation_score: float = -math.inf
     no_improvement_count: int = 0
-    best_state: dict = None
 
 
-@contextmanager
-def torch_threads(n_threads):
-    """Run a block with ``torch.set_num_threads(n_threads)``, then restore.
+@dataclass
+class Loop:
+    """What callbacks see: the net, its optimizer, the history, this epoch's loss."""
 
-    Parameters
-    ----------
-    n_threads : int or None
-        Number of intra-op threads; None leaves the setting alone.
-    """
-    previous = torch.get_num_threads()
-    if n_threads is None or n_threads == previous:
-        yield
-        return
-    torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    net: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    state: TrainState
+    loss: float = math.nan
+    finite: bool = True
 
 
-@contextmanager
-def training_precision(precision, device):
-    """Run a block of training in the requested arithmetic.
+class Callback:
+    """No-op hooks; subclasses override what they need."""
 
-    Parameters
-    ----------
-    precision : {"float32", "tf32", "bfloat16"}
-        ``"tf32"`` lets CUDA matrix products use TensorFloat-32 (restored
-        afterwards; no effect on the CPU); ``"bfloat16"`` runs the block
-        under ``torch.autocast`` with bfloat16.
-    device : torch.device
-        Training device.
-    """
-    if precision == "bfloat16":
-        # no weight-cast cache: it lives as long as the context, which spans
-        # many optimizer steps here, and would keep stale weights
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=False):
-            yield
-        return
-    if precision != "tf32" or device.type != "cuda":
-        yield
-        return
-    previous = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("high")
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(previous)
+    def on_train_begin(self, loop):
+        """Called once before the first epoch."""
+
+    def on_epoch_end(self, loop):
+        """Called after each epoch; return a reason to stop, or None."""
+
+    def on_train_end(self, loop, status):
+        """Called once at the end, whatever the reason (not on an error)."""
+
+    def close(self):
+        """Called last, also when training raised: release resources."""
 
 
-def _clone_state(module):
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+class NonFiniteGuard(Callback):
+    """Raise FloatingPointError when the loss, the weights or the optimizer state is not finite.
 
-
-def iter_chunks(n_rows, n_cols):
-    """Yield ``(start, stop)`` row ranges whose size bounds memory use.
-
-    Parameters
-    ----------
-    n_rows : int
-        Rows to cover.
-    n_cols : int
-        Widest row (in elements) that a chunk will materialize.
-    """
-    step = max(1, INFERENCE_CHUNK_ELEMENTS // max(1, n_cols))
-    for start in range(0, n_rows, step):
-        yield start, min(start + step, n_rows)
-
-
-class StreamedRows:
-    """Training rows kept in host memory and sent to the device batch by batch.
-
-    For data sets larger than the accelerator's memory. Each batch is gathered
-    on the host into one of ``n_slots`` page-locked (pinned) staging buffers
-    and copied to the device without blocking, so gathering the next batch
-    overlaps the device's work on the current one. A staging buffer is only
-    refilled once its previous copy has completed (a CUDA event), the one wait
-    on the host in this path.
-
-    Parameters
-    ----------
-    X : torch.Tensor of shape (n_samples, n_features)
-        The data, on the CPU; never copied as a whole.
-    device : torch.device
-        Where batches are sent.
-    batch_size : int
-        Largest batch.
-    n_slots : int, default=2
-        Number of staging buffers.
+    Checked after the epoch's last update, so a step that breaks the
+    weights at the very end of a fit is caught too.
     """
 
-    def __init__(self, X, device, batch_size, n_slots=2):
-        self.X = X
-        self.device = torch.device(device)
-        self.shape = X.shape
-        cuda = self.device.type == "cuda"
-        self._staging = [
-            torch.empty(batch_size, X.shape[1], dtype=X.dtype, pin_memory=cuda)
-            for _ in range(n_slots)
-        ]
-        self._copied = [None] * n_slots
-        self._next = 0
-
-    def take(self, rows):
-        """Rows ``X[rows]`` on the device; ``rows`` is a CPU index tensor."""
-        slot = self._next
-        self._next = (slot + 1) % len(self._staging)
-        if self._copied[slot] is not None:
-            self._copied[slot].synchronize()
-        staging = torch.index_select(self.X, 0, rows, out=self._staging[slot][: rows.shape[0]])
-        if self.device.type != "cuda":
-            return staging.to(self.device, copy=True)
-        batch = staging.to(self.device, non_blocking=True)
-        event = torch.cuda.Event()
-        event.record(torch.cuda.current_stream(self.device))  # the copy's stream
-        self._copied[slot] = event
-        return batch
-
-    def slice(self, start, stop):
-        """Rows ``X[start:stop]`` on the device."""
-        return self.take(torch.arange(start, stop))
+    def on_epoch_end(self, loop):
+        """Raise on non-finite values."""
+        if not (math.isfinite(loop.loss) and loop.finite):
+            what = "training loss" if not math.isfinite(loop.loss) else "weights or optimizer state"
+            raise FloatingPointError(
+                f"The {what} became non-finite at epoch {loop.state.n_iter}: training "
+                "diverged. Lower learning_rate_init, or standardize or rescale X."
+            )
 
 
-def _take(X, rows):
-    return X.take(rows) if isinstance(X, StreamedRows) else X.index_select(0, rows)
+class LossPlateau(Callback):
+    """Count epochs without an improvement of the training loss larger than ``tol``."""
+
+    def __init__(self, tol):
+        self.tol = tol
+
+    def on_epoch_end(self, loop):
+        """Update ``no_improvement_count``."""
+        improved = loop.loss < loop.state.best_loss - self.tol
+        loop.state.no_improvement_count = 0 if improved else loop.state.no_improvement_count + 1
 
 
-def _slice(X, start, stop):
-    return X.slice(start, stop) if isinstance(X, StreamedRows) else X[start:stop]
-
-
-def index_device(X):
-    """Device on which row indices of ``X`` (a tensor or StreamedRows) live."""
-    return X.X.device if isinstance(X, StreamedRows) else X.device
-
-
-def run_epoch(module, X, loss_fn, optimizer, *, index, batch_size, generator, shuffle):
-    """Run one pass of minibatch updates over ``X[index]``.
+class EarlyStopping(Callback):
+    """Score held-out rows each epoch, count stalls on it, restore the best weights.
 
     Parameters
     ----------
-    module : torch.nn.Module
-        Module to train (already on the training device).
-    X : torch.Tensor of shape (n_samples, n_features) or StreamedRows
-        Whole data set: a tensor on the training device, or rows streamed
-        to it from host memory.
+    score : callable
+        ``score(net) -> float``, higher is better.
+    tol : float
+        Minimum improvement that counts.
+    """
+
+    def __init__(self, score, tol):
+        self.score, self.tol = score, tol
+        self.best = None
+
+    def on_epoch_end(self, loop):
+        """Record the validation score; keep the best weights."""
+        loop.net.eval()
+        with torch.no_grad():
+            value = float(self.score(loop.net))
+        loop.net.train()
+        state = loop.state
+        state.validation_scores.append(value)
+        improved = value > state.best_validation_score + self.tol
+        if value > state.best_validation_score:
+            state.best_validation_score = value
+            self.best = {k: v.detach().clone() for k, v in loop.net.state_dict().items()}
+        state.no_improvement_count = 0 if improved else state.no_improvement_count + 1
+
+    def on_train_end(self, loop, status):
+        """Put the best epoch's weights back."""
+        if self.best is not None:
+            loop.net.load_state_dict(self.best)
+
+
+class Plateau(Callback):
+    """Stop after ``n_iter_no_change`` stalled epochs, or first lower the learning rate.
+
+    Parameters
+    ----------
+    n_iter_no_change : int
+    adaptive : bool
+        Divide the learning rate by 5 instead of stopping, until it falls
+        below 1e-6.
+    """
+
+    def __init__(self, n_iter_no_change, adaptive=False):
+        self.n_iter_no_change, self.adaptive = n_iter_no_change, adaptive
+
+    def on_epoch_end(self, loop):
+        """Return "converged" when training has stalled for good."""
+        if loop.state.no_improvement_count <= self.n_iter_no_change:
+            return None
+        groups = loop.optimizer.param_groups
+        if self.adaptive and any(g["lr"] > 1e-6 for g in groups):
+            for g in groups:
+                g["lr"] /= 5.0
+            loop.state.no_improvement_count = 0
+            return None
+        return "converged"
+
+
+class Progress(Callback):
+    """A progress bar with the running loss and, when validating, the validation score."""
+
+    def __init__(self, total, desc="fit"):
+        self.total, self.desc, self.bar = total, desc, None
+
+    def on_train_begin(self, loop):
+        """Open the bar."""
+        self.bar = tqdm(total=self.total, desc=self.desc, unit="epoch")
+
+    def on_epoch_end(self, loop):
+        """Show this epoch's numbers."""
+        shown = {"loss": f"{loop.loss:.4g}"}
+        if loop.state.validation_scores:
+            shown["val_score"] = f"{loop.state.validation_scores[-1]:.4g}"
+        self.bar.set_postfix(shown, refresh=False)
+        self.bar.update()
+
+    def close(self):
+        """Close the bar."""
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _all_finite(net, optimizer):
+    """One boolean tensor: every parameter and optimizer state tensor is finite."""
+    tensors = list(net.parameters())
+    for st in optimizer.state.values():
+        tensors.extend(v for v in st.values() if torch.is_tensor(v) and v.is_floating_point())
+    return torch.stack([torch.isfinite(t).all() for t in tensors]).all()
+
+
+def run_epoch(net, data, loss_fn, optimizer, *, index, batch_size, generator, shuffle):
+    """One pass of minibatch updates over the rows ``index`` of ``data``.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+    data : row source
+        See :mod:`skae._data`.
     loss_fn : callable
-        ``loss_fn(module, xb) -> (loss, terms)``: a scalar tensor to
-        minimize, and a dict of named scalar tensors to record. When it has
-        a true attribute ``sets_gradients`` (see
-        :class:`skae._direct.DirectGradient`), it also leaves the gradients
-        in every parameter's ``.grad`` and no backward pass is run.
+        ``loss_fn(net, xb) -> (loss, parts)``. When it has a true
+        ``sets_gradients`` attribute it also leaves the gradients in every
+        parameter's ``.grad`` and no backward pass is run.
     optimizer : torch.optim.Optimizer
     index : torch.Tensor or None
-        Rows of ``X`` to train on, on :func:`index_device`; None for all rows.
+        Rows to train on (on ``data.index_device``); None for all.
     batch_size : int
     generator : torch.Generator
-        Shuffling randomness, on :func:`index_device`.
+        Shuffling randomness, on ``data.index_device``.
     shuffle : bool
 
     Returns
     -------
     means : torch.Tensor
-        Sample-weighted mean of the loss and then of each term over the
-        epoch, still on the device (no host synchronisation).
+        Sample-weighted means of the loss and of each part, still on the
+        device (no host synchronisation).
     names : list of str
-        Term names, in the order of ``means[1:]``.
+        Part names, in the order of ``means[1:]``.
     """
-    n = X.shape[0] if index is None else index.shape[0]
-    order = torch.randperm(n, generator=generator, device=index_device(X)) if shuffle else None
+    n = data.n_rows if index is None else index.shape[0]
+    order = torch.randperm(n, generator=generator, device=data.index_device) if shuffle else None
     if index is not None:
         order = index if order is None else index[order]
-    # Sample-weighted sums of the loss and of each term, accumulated in place on
-    # the device: no host synchronisation and no allocation that outlives a batch.
-    totals = None
+    totals, names = None, []
     direct = getattr(loss_fn, "sets_gradients", False)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        xb = _slice(X, start, stop) if order is None else _take(X, order[start:stop])
-        loss, terms = loss_fn(module, xb)
-        if not direct:  # a direct loss_fn has already written the gradients
+        xb = data.slice(start, stop) if order is None else data.take(order[start:stop])
+        loss, parts = loss_fn(net, xb)
+        if not direct:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
         optimizer.step()
         if totals is None:
-            totals = torch.zeros(1 + len(terms), device=xb.device)
-        totals[0].add_(loss.detach(), alpha=stop - start)
-        for i, term in enumerate(terms.values(), start=1):
-            totals[i].add_(term.detach(), alpha=stop - start)
-    return totals / n, list(terms)
+            names = list(parts)
+            totals = torch.zeros(1 + len(parts), device=xb.device)
+        totals[0].add_(loss.detach().float(), alpha=stop - start)
+        for i, part in enumerate(parts.values(), start=1):
+            totals[i].add_(part.detach().float(), alpha=stop - start)
+    return totals / n, names
 
 
-def fit_module(
-    module,
-    X,
-    loss_fn,
-    optimizer,
-    state,
-    *,
-    max_iter,
-    batch_size,
-    generator,
-    index=None,
-    validation_score=None,
-    shuffle=True,
-    tol=1e-4,
-    n_iter_no_change=10,
-    check_convergence=True,
-    adaptive_learning_rate=False,
-    verbose=False,
-):
-    """Train ``module`` with minibatch gradient descent.
+def fit_module(net, data, loss_fn, optimizer, state, *, max_iter, batch_size, generator,
+               index=None, shuffle=True, callbacks=()):
+    """Train ``net`` with minibatch gradient descent.
 
     Parameters
     ----------
-    module : torch.nn.Module
-        Module to train in place, on the training device.
-    X : torch.Tensor of shape (n_samples, n_features) or StreamedRows
-        Training data: one tensor on the training device, or
-        :class:`StreamedRows` for data kept in host memory.
+    net : torch.nn.Module
+        Trained in place, on the training device.
+    data : row source
+        See :mod:`skae._data`.
     loss_fn : callable
-        ``loss_fn(module, xb) -> (loss, terms)``; see :func:`run_epoch`.
+        See :func:`run_epoch`.
     optimizer : torch.optim.Optimizer
-        Optimizer over ``module``'s parameters.
     state : TrainState
         History to append to; updated in place.
     max_iter : int
         Maximum number of epochs in this call.
     batch_size : int
-        Minibatch size (clipped to the number of training rows).
+        Clipped to the number of training rows.
     generator : torch.Generator
-        Randomness for shuffling, on :func:`index_device`.
+        Shuffling randomness, on ``data.index_device``.
     index : torch.Tensor or None, default=None
-        Training rows of ``X`` (on :func:`index_device`); None for all.
-    validation_score : callable or None, default=None
-        ``validation_score(module) -> float``, higher is better. When given,
-        training stops on it (early stopping) and the weights of the best
-        epoch are restored at the end.
+        Training rows; None for all.
     shuffle : bool, default=True
-        Reshuffle the rows every epoch.
-    tol : float, default=1e-4
-        Minimum improvement of the monitored quantity.
-    n_iter_no_change : int, default=10
-        Stop after this many epochs without an improvement of ``tol``.
-    check_convergence : bool, default=True
-        Whether to stop on the criterion above at all.
-    adaptive_learning_rate : bool, default=False
-        When the stopping criterion is met, divide the learning rate by 5 and
-        go on instead, until it falls below 1e-6.
-    verbose : bool, default=False
-        Show a progress bar with the running loss.
+    callbacks : sequence of Callback, default=()
+        Run in order after every epoch; the first to return a reason stops
+        training.
 
     Returns
     -------
     status : {"converged", "max_iter", "interrupted"}
-        Why training stopped.
-
-    Raises
-    ------
-    FloatingPointError
-        When the training loss becomes NaN or infinite. The module's weights
-        are then put back to what they were when the call started.
+        Why training stopped. Ctrl-C (KeyboardInterrupt) stops it with
+        "interrupted"; the caller decides how to report it.
     """
-    n = X.shape[0] if index is None else index.shape[0]
+    n = data.n_rows if index is None else index.shape[0]
     batch_size = max(1, min(batch_size, n))
-    start_state = _clone_state(module)
-    status = "max_iter"
-    bar = tqdm(total=max_iter, disable=not verbose, desc="fit", unit="epoch")
+    loop = Loop(net, optimizer, state)
     try:
+        return _loop(loop, data, loss_fn, max_iter, batch_size, generator, index, shuffle, callbacks)
+    finally:
+        for cb in callbacks:
+            cb.close()
+
+
+def _loop(loop, data, loss_fn, max_iter, batch_size, generator, index, shuffle, callbacks):
+    net, optimizer, state = loop.net, loop.optimizer, loop.state
+    status = "max_iter"
+    for cb in callbacks:
+        cb.on_train_begin(loop)
+    try:
+        net.train()
         for _ in range(max_iter):
-            module.train()
             means, names = run_epoch(
-                module, X, loss_fn, optimizer,
+                net, data, loss_fn, optimizer,
                 index=index, batch_size=batch_size, generator=generator, shuffle=shuffle,
             )
-            values = means.tolist()  # the one host synchronisation per epoch
-            loss = values[0]
-            if not math.isfinite(loss):
-                module.load_state_dict(start_state)
-                raise FloatingPointError(
-                    f"The training loss became {loss} at epoch {state.n_iter + 1}; the "
-                    "weights were reset to those before this fit. Lower "
-                    "learning_rate_init or standardize the input."
-                )
+            flag = _all_finite(net, optimizer).to(means.dtype).reshape(1)
+            values = torch.cat([means, flag]).tolist()  # the one host synchronisation
+            loop.loss, loop.finite = values[0], values[-1] == 1.0
             state.n_iter += 1
-            state.loss_curve.append(loss)
-            for name, value in zip(names, values[1:]):
+            state.loss_curve.append(loop.loss)
+            for name, value in zip(names, values[1:-1]):
                 state.terms.setdefault(name, []).append(value)
-            improved = _update_stopping(state, module, loss, validation_score, tol)
-            state.no_improvement_count = 0 if improved else state.no_improvement_count + 1
-            bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-            bar.update()
-            if check_convergence and state.no_improvement_count > n_iter_no_change:
-                if adaptive_learning_rate and _reduce_learning_rate(optimizer):
-                    state.no_improvement_count = 0
-                    continue
-                status = "converged"
+            reason = None
+            for cb in callbacks:
+                reason = cb.on_epoch_end(loop) or reason
+            state.best_loss = min(state.best_loss, loop.loss)
+            if reason is not None:
+                status = reason
                 break
     except KeyboardInterrupt:
-        warnings.warn("Training interrupted by user.", UserWarning, stacklevel=3)
         status = "interrupted"
-    finally:
-        bar.close()
-    if validation_score is not None and state.best_state is not None:
-        module.load_state_dict(state.best_state)
-    module.eval()
+    net.eval()
+    for cb in callbacks:
+        cb.on_train_end(loop, status)
     return status
 
 
-def _reduce_learning_rate(optimizer, factor=5.0, minimum=1e-6):
-    """Divide every group's learning rate by ``factor``; False once at ``minimum``."""
-    if all(group["lr"] <= minimum for group in optimizer.param_groups):
-        return False
-    for group in optimizer.param_groups:
-        group["lr"] = group["lr"] / factor
-    return True
+def make_optimizer(net, *, solver, learning_rate_init, alpha, momentum, nesterovs_momentum,
+                   beta_1, beta_2, epsilon):
+    """The optimizer over ``net``'s parameters; weight decay ``alpha`` on weights only.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        With ``parameter_groups() -> (weights, others)``.
+    solver : {"adam", "adamw", "sgd"}
+    learning_rate_init, alpha, momentum : float
+    nesterovs_momentum : bool
+    beta_1, beta_2, epsilon : float
+
+    Returns
+    -------
+    optimizer : torch.optim.Optimizer
+    """
+    weights, others = net.parameter_groups()
+    groups = [{"params": weights, "weight_decay": alpha}, {"params": others, "weight_decay": 0.0}]
+    if solver == "sgd":
+        return torch.optim.SGD(
+            groups, lr=learning_rate_init, momentum=momentum,
+            nesterov=nesterovs_momentum and momentum > 0,
+        )
+    cls = torch.optim.Adam if solver == "adam" else torch.optim.AdamW
+    kwargs = dict(lr=learning_rate_init, betas=(beta_1, beta_2), eps=epsilon)
+    try:
+        return cls(groups, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device
+        return cls(groups, **kwargs)
 
 
-def _update_stopping(state, module, loss, validation_score, tol):
-    """Record the epoch's loss or validation score; return whether it improved."""
-    previous_best = state.best_loss
-    state.best_loss = min(previous_best, loss)
-    if validation_score is None:
-        return loss < previous_best - tol
-    module.eval()
-    with torch.no_grad():
-        score = float(validation_score(module))
-    state.validation_scores.append(score)
-    improved = score > state.best_validation_score + tol
-    if score > state.best_validation_score:
-        state.best_validation_score = score
-        state.best_state = _clone_state(module)
-    return improved
+def mean_error(net, data, index, error, chunk_width):
+    """Mean of ``error(net, x)`` over the rows ``index`` of ``data``, chunk by chunk.
+
+    Rows are gathered a chunk at a time: no copy of the selection is made.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+    data : row source
+    index : torch.Tensor
+        Rows to score.
+    error : callable
+        ``error(net, x) -> tensor of shape (m, k)``, elementwise errors.
+    chunk_width : int
+        Widest row a chunk materializes.
+
+    Returns
+    -------
+    mean : float
+    """
+    total, count = 0.0, 0
+    for a, b in iter_chunks(index.shape[0], chunk_width):
+        errors = error(net, data.take(index[a:b]))
+        total = total + errors.sum()
+        count += errors.numel()
+    return float(total) / count

@@ -7,18 +7,322 @@ from sklearn.base import OutlierMixin
 
 from ._base import _BaseAutoencoder
 from ._compat import Interval, StrOptions, _fit_context
-from ._docs import NETWORK_AND_TRAINING_PARAMETERS, TRAINING_ATTRIBUTES, fill
 
 
 class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
-    # The docstring is assembled below from the fragments shared with
-    # AutoencoderTransformer.
+    """Anomaly detector scoring samples by their autoencoder reconstruction error.
+
+    An autoencoder learns to reconstruct the (mostly normal) training data;
+    samples it reconstructs badly are anomalous. Follows scikit-learn's outlier
+    conventions, as :class:`~sklearn.ensemble.IsolationForest` does:
+    ``score_samples`` is higher for more normal samples, ``decision_function``
+    is negative for outliers, and ``predict`` returns +1 for inliers and -1 for
+    outliers. :meth:`feature_errors` tells which features make a sample
+    anomalous.
+
+    Parameters
+    ----------
+    n_components : int, default=8
+        Size of the code (bottleneck).
+
+    contamination : "auto" or float, default=0.1
+        Expected share of outliers in the training data, in (0, 0.5]: the
+        threshold ``offset_`` is set so that this share of training samples is
+        flagged. With ``"auto"``, no share is assumed: a sample is flagged when
+        the logarithm of its reconstruction error exceeds the median over the
+        training data by more than 3 scaled median absolute deviations (a robust
+        "3 sigma" rule). Only ``predict`` and ``decision_function`` depend on
+        it, not ``score_samples``.
+
+    trim_fraction : float, default=0.3
+        Robust training: in every batch, the ``trim_fraction`` of samples with
+        the largest reconstruction error are left out of the loss (a trimmed
+        mean), so that anomalies in the training data are not learned. In
+        [0, 1); 0 trains on every sample.
+
+    hidden_layer_sizes : tuple of int or int, default=(64,)
+        Widths of the encoder's hidden layers, input side first. The decoder
+        mirrors them. A single int means one hidden layer; ``()`` gives a
+        shallow autoencoder (one linear map each way). Widths may exceed
+        ``n_features`` (overcomplete).
+
+    activation : {"relu", "tanh", "logistic", "sigmoid", "identity", "leaky_relu", "elu", "gelu"}, default="relu"
+        Activation of the hidden layers. ``"logistic"`` and ``"sigmoid"`` are
+        the same function.
+
+    latent_activation : {"relu", "tanh", "logistic", "sigmoid", "identity", "leaky_relu", "elu", "gelu"}, default="identity"
+        Activation of the code (bottleneck) layer.
+
+    output_activation : {"relu", "tanh", "logistic", "sigmoid", "identity", "leaky_relu", "elu", "gelu"}, default="identity"
+        Activation of the reconstruction. Use ``"sigmoid"`` (or
+        ``"logistic"``) for data in [0, 1]; ``loss="bce"`` requires it.
+
+    loss : {"mse", "bce"}, default="mse"
+        Reconstruction error per element: squared error, or binary
+        cross-entropy for data in [0, 1]. Training minimizes its mean over
+        samples and features.
+
+    solver : {"adam", "adamw", "sgd"}, default="adam"
+        Optimizer. ``"adamw"`` applies ``alpha`` as decoupled weight decay;
+        ``"sgd"`` uses ``momentum`` and ``nesterovs_momentum``.
+
+    alpha : float, default=0.0
+        Strength of the L2 penalty on the weights (not the biases): the
+        gradient of ``0.5 * alpha * ||W||^2`` is added to each update.
+
+    batch_size : int, default=256
+        Minibatch size; clipped to the number of training samples.
+
+    learning_rate : {"constant", "adaptive"}, default="constant"
+        Learning-rate schedule. ``"adaptive"`` divides the learning rate by 5
+        each time training would stop for lack of progress (see ``tol`` and
+        ``n_iter_no_change``), and stops once it falls below 1e-6, as
+        ``MLPRegressor`` does for ``solver="sgd"``.
+
+    learning_rate_init : float, default=1e-3
+        Step size of the optimizer.
+
+    max_iter : int, default=20
+        Training budget: the number of epochs (passes over the data) per call
+        to ``fit``; ``partial_fit`` runs one epoch. The detector is trained for
+        a fixed number of epochs by design: a short training on the trimmed
+        loss (see ``trim_fraction``) keeps the anomalies in the training data
+        from being learned. Reaching ``max_iter`` is therefore the normal end of
+        its training and emits no
+        :class:`~sklearn.exceptions.ConvergenceWarning`. Training stops earlier
+        when the loss stops improving (see ``tol`` and ``n_iter_no_change``).
+
+    shuffle : bool, default=True
+        Whether to reshuffle the samples every epoch.
+
+    random_state : int, RandomState instance or None, default=None
+        Controls weight initialization, shuffling and the validation split.
+        Pass an int for reproducible results: on the CPU, the same int and data
+        give identical models. No global random state is touched.
+
+    tol : float, default=1e-4
+        Minimum improvement of the training loss (or of the validation score
+        with ``early_stopping``) that counts as progress.
+
+    verbose : bool, default=False
+        Show a progress bar with the running loss.
+
+    warm_start : bool, default=False
+        Continue training the fitted network on the next ``fit`` call instead
+        of starting anew (with a fresh optimizer and the same history).
+        Changing a parameter that defines the network (``n_components``,
+        ``hidden_layer_sizes``, ``activation``, ``latent_activation``,
+        ``output_activation``, ``standardize``, ``tied_weights``) or the
+        number of features between warm-started fits (or between
+        ``partial_fit`` calls) raises ValueError; set ``warm_start=False`` and
+        call ``fit`` to build a new network.
+
+    momentum : float, default=0.9
+        Momentum for ``solver="sgd"``, in [0, 1].
+
+    nesterovs_momentum : bool, default=True
+        Whether ``solver="sgd"`` uses Nesterov's momentum.
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the samples, stop when the
+        validation score has not improved by ``tol`` for ``n_iter_no_change``
+        epochs, and restore the weights of the best epoch.
+
+    validation_fraction : float, default=0.1
+        Share of the samples held out with ``early_stopping``, in (0, 1).
+
+    beta_1 : float, default=0.9
+        Decay rate of Adam's first moment estimates, in [0, 1).
+
+    beta_2 : float, default=0.999
+        Decay rate of Adam's second moment estimates, in [0, 1).
+
+    epsilon : float, default=1e-8
+        Adam's numerical stability constant.
+
+    n_iter_no_change : int, default=10
+        Epochs without improvement of ``tol`` before training stops.
+
+    standardize : bool, default=True
+        Standardize each feature inside the network, and measure
+        reconstruction errors in standard deviations, so that no feature
+        dominates the error through its scale alone. The statistics (mean and
+        standard deviation) are computed in float64 from the data of the first
+        ``fit`` (the call that builds the network; warm starts and
+        ``partial_fit`` keep them). Inputs are centred and scaled in float64
+        before any cast to float32, so a feature with a large offset and a
+        small spread keeps its information. A feature whose variance is within
+        the rounding error of its float64 computation relative to its
+        magnitude, ``var <= n * eps * var + (n * eps * |mean|) ** 2`` with
+        ``n`` the number of samples and ``eps`` float64's machine epsilon
+        (the bound :class:`~sklearn.preprocessing.StandardScaler` uses), is
+        treated as constant (scale 1). ``reconstruct`` and ``module_`` still
+        take and return data in the original units.
+
+    sparsity : {"l1", "kl"} or None, default=None
+        Sparsity penalty on the activations of ``sparsity_layers``: ``"l1"``
+        adds ``sparsity_weight * (1/m) sum_i sum_j |a_ij|``; ``"kl"`` adds
+        ``sparsity_weight * sum_j KL(sparsity_target || mean_i a_ij)`` and needs
+        activations in (0, 1) (``"sigmoid"``) on those layers. None adds no
+        penalty.
+
+    sparsity_weight : float, default=1e-3
+        Weight λ of the sparsity penalty.
+
+    sparsity_target : float, default=0.05
+        Target mean activation ρ of each unit with ``sparsity="kl"``, in
+        (0, 1).
+
+    sparsity_layers : "code", "all" or sequence of int, default="code"
+        Encoder layers the sparsity penalty acts on: ``"code"``, the code
+        (bottleneck); ``"all"``, every encoder layer; or a non-empty sequence
+        of distinct int layer indices (0 = first hidden layer, -1 = the code;
+        bools are rejected).
+
+    noise : {"gaussian", "masking", "salt_and_pepper"} or None, default=None
+        Denoising: corrupt the input during training only, while the target
+        stays clean. ``"gaussian"`` adds noise of standard deviation
+        ``noise_level`` (in standard deviations of each feature when
+        ``standardize=True``); ``"masking"`` sets a random fraction
+        ``noise_level`` of the entries to 0 (to the feature's mean when
+        ``standardize=True``); ``"salt_and_pepper"`` sets a fraction
+        ``noise_level`` to the feature's training minimum or maximum. None
+        trains without corruption.
+
+    noise_level : float, default=0.1
+        Noise standard deviation, or fraction of corrupted entries (in [0, 1]).
+
+    contractive_weight : float, default=0.0
+        Weight λ of the contractive penalty ``λ (1/m) sum_i ||dh/dx(x_i)||_F^2``,
+        the squared Frobenius norm of the encoder's Jacobian (computed exactly,
+        with respect to the standardized input when ``standardize=True``).
+
+    pretraining : {"greedy"} or None, default=None
+        ``"greedy"``: before training the whole network, train each encoder
+        layer with its mirrored decoder layer as a shallow autoencoder on the
+        previous layer's codes (a stacked autoencoder), then fine-tune
+        everything. Applies when ``fit`` builds a new network. None trains the
+        whole network from its initialization.
+
+    pretraining_max_iter : int or None, default=None
+        Epochs per pretraining stage; None means ``max_iter``.
+
+    tied_weights : bool, default=False
+        Use the transposed encoder weights as decoder weights (the decoder
+        keeps its own biases).
+
+    device : "auto", "cpu", "cuda", "cuda:N" or torch.device, default="auto"
+        Where to train: ``"auto"`` picks CUDA when available and the CPU
+        otherwise; ``"cpu"``, ``"cuda"`` and ``"cuda:N"`` (e.g. ``"cuda:1"``)
+        name a device, as does a :class:`torch.device` of type cpu or cuda.
+        Other values raise ValueError. On a GPU the training data is copied to
+        the device once when it takes at most half of the device's free
+        memory; larger data stays in host memory and is streamed to the device
+        batch by batch through pinned buffers. A fitted model pickles and
+        unpickles on a machine without a GPU.
+
+    precision : {"float32", "tf32", "bfloat16"}, default="float32"
+        Arithmetic used in training. ``"float32"``: full single precision.
+        ``"tf32"``: matrix products on CUDA GPUs that have TensorFloat-32
+        units (Ampere and later) use it; the same as ``"float32"`` on the CPU.
+        ``"bfloat16"``: mixed precision (``torch.autocast``): matrix products
+        in bfloat16, weights, optimizer and loss in float32; fastest on recent
+        GPUs, slower on most CPUs. Inference always runs in the input's dtype.
+
+    Attributes
+    ----------
+    offset_ : float
+        Threshold on ``score_samples``: ``decision_function = score_samples -
+        offset_``.
+
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit. Defined only when ``X`` has feature
+        names that are all strings.
+
+    module_ : torch.nn.Module
+        The fitted network. ``module_.encoder`` maps inputs to codes and
+        ``module_.decoder`` maps codes back; both are plain
+        ``torch.nn.Sequential`` modules, reusable on their own.
+
+    n_iter_ : int
+        Number of epochs run (accumulated over warm starts and partial fits).
+
+    loss_curve_ : list of float
+        Mean training loss per epoch.
+
+    loss_terms_ : dict of str to list of float
+        Mean of each term of the training loss per epoch (``"reconstruction"``,
+        and one entry per regularizer).
+
+    best_loss_ : float
+        Lowest training loss reached.
+
+    validation_scores_ : list of float or None
+        With ``early_stopping``, the score on the held-out samples per epoch:
+        the negative mean reconstruction error (higher is better). Else None.
+
+    best_validation_score_ : float or None
+        Best of ``validation_scores_``, whose weights were restored.
+
+    pretraining_loss_curves_ : list of list of float or None
+        With ``pretraining="greedy"``, the training loss per epoch of each
+        pretraining stage, input side first. Else None.
+
+    See Also
+    --------
+    sklearn.ensemble.IsolationForest : Tree-based anomaly detector.
+    AutoencoderTransformer : The same network as a transformer.
+
+    Notes
+    -----
+    Scale: with the default ``standardize=True`` every feature is standardized
+    inside the network with the training mean and standard deviation, and the
+    reconstruction error is measured in standard deviations, so a feature with
+    large values cannot dominate the score. Features that should count more or
+    less can still be rescaled by the user before fitting with
+    ``standardize=False``. Heavy-tailed features are best transformed first
+    (e.g. ``QuantileTransformer`` or a log).
+
+    Non-finite scores: NaN or infinite input raises ValueError. A finite sample
+    whose reconstruction error overflows (e.g. values near float32's largest
+    value in float32 input) gets ``score_samples = -inf``, the most anomalous
+    score, ``decision_function = -inf`` and ``predict = -1``. No method returns
+    NaN.
+
+    Failures: ``fit`` and ``partial_fit`` are transactional. If they raise
+    (e.g. FloatingPointError when the loss, the weights or the optimizer state
+    become non-finite), the estimator is left exactly as it was before the
+    call, and unfitted after a failed first fit. Ctrl-C (KeyboardInterrupt)
+    stops the whole fit, greedy pretraining included, with a UserWarning, and
+    keeps the weights reached so far (with ``early_stopping``, those of the
+    best epoch). Pickling keeps the optimizer state, so ``partial_fit`` on an
+    unpickled estimator resumes exactly where training stopped.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae import AutoencoderAnomalyDetector
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(500, 5))
+    >>> X[:5] += 8  # five outliers
+    >>> det = AutoencoderAnomalyDetector(n_components=2, contamination=0.01,
+    ...                                  max_iter=20, random_state=0).fit(X)
+    >>> det.predict(X[:5])
+    array([-1, -1, -1, -1, -1])
+    """
 
     _parameter_constraints: dict = {
         **_BaseAutoencoder._parameter_constraints,
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
         "trim_fraction": [Interval(Real, 0, 1, closed="left")],
     }
+
+    # The detector trains on a fixed budget of epochs by design: reaching
+    # max_iter is the normal end of its training.
+    _warn_on_max_iter = False
 
     def __init__(
         self,
@@ -107,9 +411,6 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         self.contamination = contamination
         self.trim_fraction = trim_fraction
 
-    def _trim_fraction(self):
-        return self.trim_fraction
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Train the autoencoder on X and set the outlier threshold.
@@ -126,7 +427,8 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         self : object
             Fitted estimator.
         """
-        self._set_offset(self._fit(X))
+        with self._transaction():
+            self._set_offset(*self._fit(X))
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -145,25 +447,33 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         self : object
             Updated estimator.
         """
-        self._set_offset(self._fit(X, incremental=True))
+        with self._transaction():
+            self._set_offset(*self._fit(X, incremental=True))
         return self
 
-    def _set_offset(self, X):
-        """Set ``offset_`` from the scores of the (validated) training data."""
-        scores = self._score_samples(X)
-        if self.contamination == "auto":
+    def _set_offset(self, X, spec):
+        """Set ``offset_`` from the scores of the (validated) training data.
+
+        Scores of -inf (overflowing errors) count as the lowest finite score,
+        so the threshold is always finite.
+        """
+        scores = np.maximum(self._score_samples(X), np.finfo(X.dtype).min).astype(np.float64)
+        if spec.contamination == "auto":
             # Flag errors far above the typical training error, on a log scale
             # where squared errors are close to symmetric: the median plus 3
             # scaled median absolute deviations of log(error).
             log_errors = np.log(np.maximum(-scores, np.finfo(scores.dtype).tiny))
             median = np.median(log_errors)
             mad = 1.4826 * np.median(np.abs(log_errors - median))
-            self.offset_ = float(-np.exp(median + 3.0 * mad))
+            with np.errstate(over="ignore"):
+                offset = -np.exp(median + 3.0 * mad)
         else:
-            self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
+            offset = np.percentile(scores, 100.0 * spec.contamination)
+        info = np.finfo(X.dtype)  # representable in the training data's dtype
+        self.offset_ = float(np.clip(offset, info.min, info.max))
 
     def _score_samples(self, X):
-        return -self._reconstruction_error(X)
+        return -self._errors(X, per_feature=False)
 
     def score_samples(self, X):
         """Opposite of the reconstruction error: the lower, the more abnormal.
@@ -193,7 +503,11 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         scores : ndarray of shape (n_samples,)
             ``score_samples(X) - offset_``.
         """
-        return self.score_samples(X) - self.offset_
+        scores = self.score_samples(X)
+        # in float64, so that no finite offset_ overflows float32 scores;
+        # -inf scores stay -inf
+        with np.errstate(over="ignore"):
+            return (scores.astype(np.float64) - self.offset_).astype(scores.dtype)
 
     def predict(self, X):
         """Label each sample as inlier (+1) or outlier (-1).
@@ -209,9 +523,7 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
             -1 where ``decision_function(X) < 0``, else +1.
         """
         decision = self.decision_function(X)
-        labels = np.ones(decision.shape[0], dtype=int)
-        labels[decision < 0] = -1
-        return labels
+        return np.where(decision >= 0, 1, -1)
 
     def feature_errors(self, X):
         """Reconstruction error of every sample in every feature.
@@ -231,80 +543,4 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
             ``standardize=True``. Higher is more anomalous. Its mean over
             features is ``-score_samples(X)``.
         """
-        return self._feature_errors(self._validate_X(X))
-
-
-AutoencoderAnomalyDetector.__doc__ = fill(
-    """Anomaly detector scoring samples by their autoencoder reconstruction error.
-
-An autoencoder learns to reconstruct the (mostly normal) training data;
-samples it reconstructs badly are anomalous. Follows scikit-learn's outlier
-conventions, as :class:`~sklearn.ensemble.IsolationForest` does:
-``score_samples`` is higher for more normal samples, ``decision_function``
-is negative for outliers, and ``predict`` returns +1 for inliers and -1 for
-outliers. :meth:`feature_errors` tells which features make a sample
-anomalous.
-
-Parameters
-----------
-n_components : int, default=8
-    Size of the code (bottleneck).
-
-contamination : "auto" or float, default=0.1
-    Expected share of outliers in the training data, in (0, 0.5]: the
-    threshold ``offset_`` is set so that this share of training samples is
-    flagged. With ``"auto"``, no share is assumed: a sample is flagged when
-    the logarithm of its reconstruction error exceeds the median over the
-    training data by more than 3 scaled median absolute deviations (a robust
-    "3 sigma" rule). Only ``predict`` and ``decision_function`` depend on
-    it, not ``score_samples``.
-
-trim_fraction : float, default=0.3
-    Robust training: in every batch, the ``trim_fraction`` of samples with
-    the largest reconstruction error are left out of the loss (a trimmed
-    mean), so that anomalies in the training data are not learned. 0 trains
-    on every sample.
-
-{parameters}
-Attributes
-----------
-offset_ : float
-    Threshold on ``score_samples``: ``decision_function = score_samples -
-    offset_``.
-
-{attributes}
-See Also
---------
-sklearn.ensemble.IsolationForest : Tree-based anomaly detector.
-AutoencoderTransformer : The same network as a transformer.
-
-Notes
------
-Scale: with the default ``standardize=True`` every feature is standardized
-inside the network with the training mean and standard deviation, and the
-reconstruction error is measured in standard deviations, so a feature with
-large values cannot dominate the score. Features that should count more or
-less can still be rescaled by the user before fitting with
-``standardize=False``. Heavy-tailed features are best transformed first
-(e.g. ``QuantileTransformer`` or a log).
-
-Examples
---------
->>> import numpy as np
->>> from skae import AutoencoderAnomalyDetector
->>> rng = np.random.RandomState(0)
->>> X = rng.normal(size=(500, 5))
->>> X[:5] += 8  # five outliers
->>> det = AutoencoderAnomalyDetector(n_components=2, contamination=0.01,
-...                                  max_iter=20, random_state=0).fit(X)
->>> det.predict(X[:5])
-array([-1, -1, -1, -1, -1])
-""",
-    parameters=fill(
-        NETWORK_AND_TRAINING_PARAMETERS,
-        hidden_layer_sizes="(64,)",
-        max_iter="20",
-        standardize="True",
-    ),
-    attributes=TRAINING_ATTRIBUTES,
-)
+        return self._errors(self._validate_X(X), per_feature=True)

@@ -6,12 +6,288 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._base import _BaseAutoencoder
 from ._compat import _fit_context
-from ._docs import NETWORK_AND_TRAINING_PARAMETERS, TRAINING_ATTRIBUTES, fill
 
 
 class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseAutoencoder):
-    # The docstring is assembled below from the fragments shared with
-    # AutoencoderAnomalyDetector.
+    """Autoencoder for dimensionality reduction, feature extraction and denoising.
+
+    An MLP encoder maps each sample to a code of ``n_components`` values and a
+    mirrored decoder maps the code back; both are trained with PyTorch to
+    minimize the reconstruction error, on a GPU when there is one.
+    ``transform`` returns the codes, ``inverse_transform`` decodes them, and
+    ``score`` is the negative mean reconstruction error, so model selection
+    works without labels.
+
+    With ``hidden_layer_sizes=()``, identity activations and ``loss="mse"``,
+    the autoencoder is linear and reaches the reconstruction error of
+    :class:`~sklearn.decomposition.PCA` with the same ``n_components``.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Size of the code (bottleneck).
+
+    hidden_layer_sizes : tuple of int or int, default=(64,)
+        Widths of the encoder's hidden layers, input side first. The decoder
+        mirrors them. A single int means one hidden layer; ``()`` gives a
+        shallow autoencoder (one linear map each way). Widths may exceed
+        ``n_features`` (overcomplete).
+
+    activation : {"relu", "tanh", "logistic", "sigmoid", "identity", "leaky_relu", "elu", "gelu"}, default="relu"
+        Activation of the hidden layers. ``"logistic"`` and ``"sigmoid"`` are
+        the same function.
+
+    latent_activation : {"relu", "tanh", "logistic", "sigmoid", "identity", "leaky_relu", "elu", "gelu"}, default="identity"
+        Activation of the code (bottleneck) layer.
+
+    output_activation : {"relu", "tanh", "logistic", "sigmoid", "identity", "leaky_relu", "elu", "gelu"}, default="identity"
+        Activation of the reconstruction. Use ``"sigmoid"`` (or
+        ``"logistic"``) for data in [0, 1]; ``loss="bce"`` requires it.
+
+    loss : {"mse", "bce"}, default="mse"
+        Reconstruction error per element: squared error, or binary
+        cross-entropy for data in [0, 1]. Training minimizes its mean over
+        samples and features.
+
+    solver : {"adam", "adamw", "sgd"}, default="adam"
+        Optimizer. ``"adamw"`` applies ``alpha`` as decoupled weight decay;
+        ``"sgd"`` uses ``momentum`` and ``nesterovs_momentum``.
+
+    alpha : float, default=0.0
+        Strength of the L2 penalty on the weights (not the biases): the
+        gradient of ``0.5 * alpha * ||W||^2`` is added to each update.
+
+    batch_size : int, default=256
+        Minibatch size; clipped to the number of training samples.
+
+    learning_rate : {"constant", "adaptive"}, default="constant"
+        Learning-rate schedule. ``"adaptive"`` divides the learning rate by 5
+        each time training would stop for lack of progress (see ``tol`` and
+        ``n_iter_no_change``), and stops once it falls below 1e-6, as
+        ``MLPRegressor`` does for ``solver="sgd"``.
+
+    learning_rate_init : float, default=1e-3
+        Step size of the optimizer.
+
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the data) per call to ``fit``;
+        ``partial_fit`` runs one epoch. Training stops earlier when the loss
+        stops improving (see ``tol`` and ``n_iter_no_change``); reaching
+        ``max_iter`` before that emits a
+        :class:`~sklearn.exceptions.ConvergenceWarning`.
+
+    shuffle : bool, default=True
+        Whether to reshuffle the samples every epoch.
+
+    random_state : int, RandomState instance or None, default=None
+        Controls weight initialization, shuffling and the validation split.
+        Pass an int for reproducible results: on the CPU, the same int and data
+        give identical models. No global random state is touched.
+
+    tol : float, default=1e-4
+        Minimum improvement of the training loss (or of the validation score
+        with ``early_stopping``) that counts as progress.
+
+    verbose : bool, default=False
+        Show a progress bar with the running loss.
+
+    warm_start : bool, default=False
+        Continue training the fitted network on the next ``fit`` call instead
+        of starting anew (with a fresh optimizer and the same history).
+        Changing a parameter that defines the network (``n_components``,
+        ``hidden_layer_sizes``, ``activation``, ``latent_activation``,
+        ``output_activation``, ``standardize``, ``tied_weights``) or the
+        number of features between warm-started fits (or between
+        ``partial_fit`` calls) raises ValueError; set ``warm_start=False`` and
+        call ``fit`` to build a new network.
+
+    momentum : float, default=0.9
+        Momentum for ``solver="sgd"``, in [0, 1].
+
+    nesterovs_momentum : bool, default=True
+        Whether ``solver="sgd"`` uses Nesterov's momentum.
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the samples, stop when the
+        validation score has not improved by ``tol`` for ``n_iter_no_change``
+        epochs, and restore the weights of the best epoch.
+
+    validation_fraction : float, default=0.1
+        Share of the samples held out with ``early_stopping``, in (0, 1).
+
+    beta_1 : float, default=0.9
+        Decay rate of Adam's first moment estimates, in [0, 1).
+
+    beta_2 : float, default=0.999
+        Decay rate of Adam's second moment estimates, in [0, 1).
+
+    epsilon : float, default=1e-8
+        Adam's numerical stability constant.
+
+    n_iter_no_change : int, default=10
+        Epochs without improvement of ``tol`` before training stops.
+
+    standardize : bool, default=False
+        Standardize each feature inside the network, and measure
+        reconstruction errors in standard deviations, so that no feature
+        dominates the error through its scale alone. The statistics (mean and
+        standard deviation) are computed in float64 from the data of the first
+        ``fit`` (the call that builds the network; warm starts and
+        ``partial_fit`` keep them). Inputs are centred and scaled in float64
+        before any cast to float32, so a feature with a large offset and a
+        small spread keeps its information. A feature whose variance is within
+        the rounding error of its float64 computation relative to its
+        magnitude, ``var <= n * eps * var + (n * eps * |mean|) ** 2`` with
+        ``n`` the number of samples and ``eps`` float64's machine epsilon
+        (the bound :class:`~sklearn.preprocessing.StandardScaler` uses), is
+        treated as constant (scale 1). ``transform``, ``inverse_transform``,
+        ``reconstruct`` and ``module_`` still take and return data in the
+        original units.
+
+    sparsity : {"l1", "kl"} or None, default=None
+        Sparsity penalty on the activations of ``sparsity_layers``: ``"l1"``
+        adds ``sparsity_weight * (1/m) sum_i sum_j |a_ij|``; ``"kl"`` adds
+        ``sparsity_weight * sum_j KL(sparsity_target || mean_i a_ij)`` and needs
+        activations in (0, 1) (``"sigmoid"``) on those layers. None adds no
+        penalty.
+
+    sparsity_weight : float, default=1e-3
+        Weight λ of the sparsity penalty.
+
+    sparsity_target : float, default=0.05
+        Target mean activation ρ of each unit with ``sparsity="kl"``, in
+        (0, 1).
+
+    sparsity_layers : "code", "all" or sequence of int, default="code"
+        Encoder layers the sparsity penalty acts on: ``"code"``, the code
+        (bottleneck); ``"all"``, every encoder layer; or a non-empty sequence
+        of distinct int layer indices (0 = first hidden layer, -1 = the code;
+        bools are rejected).
+
+    noise : {"gaussian", "masking", "salt_and_pepper"} or None, default=None
+        Denoising: corrupt the input during training only, while the target
+        stays clean. ``"gaussian"`` adds noise of standard deviation
+        ``noise_level`` (in standard deviations of each feature when
+        ``standardize=True``); ``"masking"`` sets a random fraction
+        ``noise_level`` of the entries to 0 (to the feature's mean when
+        ``standardize=True``); ``"salt_and_pepper"`` sets a fraction
+        ``noise_level`` to the feature's training minimum or maximum. None
+        trains without corruption.
+
+    noise_level : float, default=0.1
+        Noise standard deviation, or fraction of corrupted entries (in [0, 1]).
+
+    contractive_weight : float, default=0.0
+        Weight λ of the contractive penalty ``λ (1/m) sum_i ||dh/dx(x_i)||_F^2``,
+        the squared Frobenius norm of the encoder's Jacobian (computed exactly,
+        with respect to the standardized input when ``standardize=True``).
+
+    pretraining : {"greedy"} or None, default=None
+        ``"greedy"``: before training the whole network, train each encoder
+        layer with its mirrored decoder layer as a shallow autoencoder on the
+        previous layer's codes (a stacked autoencoder), then fine-tune
+        everything. Applies when ``fit`` builds a new network. None trains the
+        whole network from its initialization.
+
+    pretraining_max_iter : int or None, default=None
+        Epochs per pretraining stage; None means ``max_iter``.
+
+    tied_weights : bool, default=False
+        Use the transposed encoder weights as decoder weights (the decoder
+        keeps its own biases).
+
+    device : "auto", "cpu", "cuda", "cuda:N" or torch.device, default="auto"
+        Where to train: ``"auto"`` picks CUDA when available and the CPU
+        otherwise; ``"cpu"``, ``"cuda"`` and ``"cuda:N"`` (e.g. ``"cuda:1"``)
+        name a device, as does a :class:`torch.device` of type cpu or cuda.
+        Other values raise ValueError. On a GPU the training data is copied to
+        the device once when it takes at most half of the device's free
+        memory; larger data stays in host memory and is streamed to the device
+        batch by batch through pinned buffers. A fitted model pickles and
+        unpickles on a machine without a GPU.
+
+    precision : {"float32", "tf32", "bfloat16"}, default="float32"
+        Arithmetic used in training. ``"float32"``: full single precision.
+        ``"tf32"``: matrix products on CUDA GPUs that have TensorFloat-32
+        units (Ampere and later) use it; the same as ``"float32"`` on the CPU.
+        ``"bfloat16"``: mixed precision (``torch.autocast``): matrix products
+        in bfloat16, weights, optimizer and loss in float32; fastest on recent
+        GPUs, slower on most CPUs. Inference always runs in the input's dtype.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit. Defined only when ``X`` has feature
+        names that are all strings.
+
+    module_ : torch.nn.Module
+        The fitted network. ``module_.encoder`` maps inputs to codes and
+        ``module_.decoder`` maps codes back; both are plain
+        ``torch.nn.Sequential`` modules, reusable on their own.
+
+    n_iter_ : int
+        Number of epochs run (accumulated over warm starts and partial fits).
+
+    loss_curve_ : list of float
+        Mean training loss per epoch.
+
+    loss_terms_ : dict of str to list of float
+        Mean of each term of the training loss per epoch (``"reconstruction"``,
+        and one entry per regularizer).
+
+    best_loss_ : float
+        Lowest training loss reached.
+
+    validation_scores_ : list of float or None
+        With ``early_stopping``, the score on the held-out samples per epoch:
+        the negative mean reconstruction error (higher is better). Else None.
+
+    best_validation_score_ : float or None
+        Best of ``validation_scores_``, whose weights were restored.
+
+    pretraining_loss_curves_ : list of list of float or None
+        With ``pretraining="greedy"``, the training loss per epoch of each
+        pretraining stage, input side first. Else None.
+
+    See Also
+    --------
+    sklearn.decomposition.PCA : Linear dimensionality reduction.
+    AutoencoderAnomalyDetector : The same network used to score anomalies.
+
+    Notes
+    -----
+    Training runs in float32. Inference runs in the dtype of the input: float64
+    input is encoded and decoded in float64, float32 input in float32. Inference
+    processes the data in chunks, so its extra memory stays bounded for any
+    number of samples.
+
+    Non-finite values: NaN or infinite input raises ValueError. ``transform``
+    and ``inverse_transform`` raise ValueError rather than return non-finite
+    values when a result overflows the input's dtype (e.g. float32).
+
+    Failures: ``fit`` and ``partial_fit`` are transactional. If they raise
+    (e.g. FloatingPointError when the loss, the weights or the optimizer state
+    become non-finite), the estimator is left exactly as it was before the
+    call, and unfitted after a failed first fit. Ctrl-C (KeyboardInterrupt)
+    stops the whole fit, greedy pretraining included, with a UserWarning, and
+    keeps the weights reached so far (with ``early_stopping``, those of the
+    best epoch). Pickling keeps the optimizer state, so ``partial_fit`` on an
+    unpickled estimator resumes exactly where training stopped.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import AutoencoderTransformer
+    >>> X = load_digits().data / 16
+    >>> ae = AutoencoderTransformer(n_components=8, max_iter=5, random_state=0)
+    >>> ae.fit_transform(X).shape
+    (1797, 8)
+    >>> ae.inverse_transform(ae.transform(X[:3])).shape
+    (3, 64)
+    """
 
     def __init__(
         self,
@@ -112,7 +388,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self : object
             Fitted estimator.
         """
-        self._fit(X)
+        with self._transaction():
+            self._fit(X)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -131,7 +408,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self : object
             Updated estimator.
         """
-        self._fit(X, incremental=True)
+        with self._transaction():
+            self._fit(X, incremental=True)
         return self
 
     def transform(self, X):
@@ -164,10 +442,11 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         """
         check_is_fitted(self)
         Z = check_array(X, dtype=[np.float64, np.float32])
-        if Z.shape[1] != self.n_components:
+        n_components = self._spec.n_components
+        if Z.shape[1] != n_components:
             raise ValueError(
                 f"X has {Z.shape[1]} features, but {type(self).__name__}.inverse_transform "
-                f"expects codes with n_components={self.n_components} features."
+                f"expects codes with n_components={n_components} features."
             )
         return self._decode(Z)
 
@@ -184,7 +463,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         scores : ndarray of shape (n_samples,)
             Minus the mean over features of the elementwise ``loss``.
         """
-        return -self._reconstruction_error(self._validate_X(X))
+        return -self._errors(self._validate_X(X), per_feature=False)
 
     def score(self, X, y=None):
         """Negative mean reconstruction error on X (higher is better).
@@ -208,66 +487,10 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     @property
     def _n_features_out(self):
-        """Number of transformed output features."""
-        return self.n_components
+        """Number of transformed output features (AttributeError before fit)."""
+        return self._spec.n_components
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
-
-
-AutoencoderTransformer.__doc__ = fill(
-    """Autoencoder for dimensionality reduction, feature extraction and denoising.
-
-An MLP encoder maps each sample to a code of ``n_components`` values and a
-mirrored decoder maps the code back; both are trained with PyTorch to
-minimize the reconstruction error, on a GPU when there is one.
-``transform`` returns the codes, ``inverse_transform`` decodes them, and
-``score`` is the negative mean reconstruction error, so model selection
-works without labels.
-
-With ``hidden_layer_sizes=()``, identity activations and ``loss="mse"``,
-the autoencoder is linear and reaches the reconstruction error of
-:class:`~sklearn.decomposition.PCA` with the same ``n_components``.
-
-Parameters
-----------
-n_components : int, default=2
-    Size of the code (bottleneck).
-
-{parameters}
-Attributes
-----------
-{attributes}
-See Also
---------
-sklearn.decomposition.PCA : Linear dimensionality reduction.
-AutoencoderAnomalyDetector : The same network used to score anomalies.
-
-Notes
------
-Training runs in float32. Inference runs in the dtype of the input: float64
-input is encoded and decoded in float64, float32 input in float32. Inference
-processes the data in chunks, so its extra memory stays bounded for any
-number of samples.
-
-Examples
---------
->>> from sklearn.datasets import load_digits
->>> from skae import AutoencoderTransformer
->>> X = load_digits().data / 16
->>> ae = AutoencoderTransformer(n_components=8, max_iter=5, random_state=0)
->>> ae.fit_transform(X).shape
-(1797, 8)
->>> ae.inverse_transform(ae.transform(X[:3])).shape
-(3, 64)
-""",
-    parameters=fill(
-        NETWORK_AND_TRAINING_PARAMETERS,
-        hidden_layer_sizes="(64,)",
-        max_iter="200",
-        standardize="False",
-    ),
-    attributes=TRAINING_ATTRIBUTES,
-)

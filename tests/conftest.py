@@ -22,3 +22,19 @@ def small_X():
     return np.column_stack(
         [t[:, 0], t[:, 1], t[:, 0] ** 2, np.sin(3 * t[:, 1]), t[:, 0] * t[:, 1], np.cos(2 * t[:, 0])]
     ) + 0.01 * rng.normal(size=(120, 6))
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test's tiny tensor products on one intra-op thread, then restore.
+
+    skae's own fits of such sizes train on one thread; tests that call torch
+    directly on tiny tensors do the same, since spinning threads can cost
+    milliseconds per product of a few dozen elements on a busy machine.
+    """
+    import torch
+
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n_threads)

@@ -119,7 +119,7 @@ def test_invalid_contamination(blobs, contamination):
 
 def test_bad_input(blobs):
     X, _ = blobs
-    det = AutoencoderAnomalyDetector(max_iter=1, random_state=0).fit(X)
+    det = AutoencoderAnomalyDetector(2, max_iter=1, random_state=0).fit(X)
     with pytest.raises(ValueError, match="X has 3 features"):
         det.predict(X[:, :3])
     with pytest.raises(ValueError, match="NaN"):

@@ -28,8 +28,13 @@ def test_auto_device_trains_on_cuda(X):
 
 def test_cuda_model_pickles_to_cpu_tensors(X):
     det = AutoencoderAnomalyDetector(3, max_iter=3, device="cuda", random_state=0).fit(X)
+    assert all(t.device.type == "cuda" for t in det.module_.state_dict().values())
     state = det.__getstate__()
     assert all(t.device.type == "cpu" for t in state["module_"].state_dict().values())
+    moments = [t for st in state["_optimizer_state"]["state"].values() for t in st.values()
+               if torch.is_tensor(t)]
+    assert moments and all(t.device.type == "cpu" for t in moments)
+    assert next(det.module_.parameters()).device.type == "cuda"  # the estimator is untouched
     restored = pickle.loads(pickle.dumps(det))
     np.testing.assert_allclose(restored.score_samples(X), det.score_samples(X), rtol=1e-4)
 
@@ -41,15 +46,27 @@ def test_cpu_and_cuda_fits_agree_closely(X):
 
 
 def test_streamed_cuda_fit_matches_staged(X, monkeypatch):
-    import skae._base
+    import skae._data
+    from skae._device import device_policy
 
     kwargs = dict(max_iter=4, batch_size=64, device="cuda", random_state=0, shuffle=False)
     staged = AutoencoderTransformer(3, **kwargs).fit(X)
-    monkeypatch.setattr(skae._base, "DEVICE_DATA_FRACTION", 0.0)  # stream everything
-    streamed = AutoencoderTransformer(3, **kwargs).fit(X)
+    answers = []
+    stage_on_device = skae._data.stage_on_device
+
+    def spy(n_bytes, device):
+        answers.append(stage_on_device(n_bytes, device))
+        return answers[-1]
+
+    monkeypatch.setattr(skae._data, "stage_on_device", spy)
+    with device_policy(data_fraction=0.0):  # stream everything
+        streamed = AutoencoderTransformer(3, **kwargs).fit(X)
+        early = AutoencoderTransformer(3, early_stopping=True, **kwargs).fit(X)
+    assert answers == [False, False]  # both fits streamed
     np.testing.assert_allclose(streamed.loss_curve_, staged.loss_curve_, rtol=1e-4)
-    early = AutoencoderTransformer(3, early_stopping=True, **kwargs).fit(X)
     assert len(early.validation_scores_) == early.n_iter_
+    AutoencoderTransformer(3, **kwargs).fit(X)  # the policy is back: staged again
+    assert answers[-1] is True
 
 
 @pytest.mark.parametrize("precision", ["tf32", "bfloat16"])
@@ -63,20 +80,22 @@ def test_cuda_precision_trains_and_restores_settings(X, precision):
 
 
 def test_direct_gradients_on_cuda(X):
-    from skae._direct import DirectGradient
+    from skae._fastpath import DirectGradient, covers
+    from skae._objective import Objective, reconstruction_loss
 
     det = AutoencoderAnomalyDetector(3, hidden_layer_sizes=(8,), max_iter=2, device="cuda",
                                      random_state=0).fit(X)
     module = det.module_
-    xb = torch.from_numpy(X[:64]).cuda()
-    direct = DirectGradient.build(module, loss="mse", batch_size=64, trim=0.3)
+    with torch.no_grad():  # training rows are standardized
+        xb = module.standardizer(torch.from_numpy(X[:64]).cuda())
+    objective = Objective("mse", (), None, 0.3)
+    assert covers(objective, module, "float32")
+    direct = DirectGradient(objective, module, batch_size=64)
     loss, _ = direct(module, xb)
     grads = [p.grad.clone() for p in module.parameters()]
     for p in module.parameters():
         p.grad = None
-    from skae._losses import trimmed_reconstruction_loss
-
-    reference = trimmed_reconstruction_loss(module(xb)[0], xb, "mse", module.feature_scale, 0.3)
+    reference = reconstruction_loss(module.forward_standardized(xb).reconstruction, xb, "mse", 0.3)
     reference.backward()
     assert float(loss) == pytest.approx(float(reference), rel=1e-4)
     for g, p in zip(grads, module.parameters()):

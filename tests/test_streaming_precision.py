@@ -4,24 +4,58 @@ On a CPU-only machine the streaming path is forced, so that its batching,
 shuffling and validation are checked against the data-on-device path.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
-import skae._base
+import skae._data
 from skae import AutoencoderAnomalyDetector, AutoencoderTransformer
-from skae._training import StreamedRows
+from skae._data import OnDevice, Streamed, row_source
+from skae._device import device_policy
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 def test_streamed_rows_gathers_requested_rows():
     X = torch.arange(60, dtype=torch.float32).reshape(20, 3)
-    rows = StreamedRows(X, "cpu", batch_size=4)
+    rows = Streamed(X, "cpu", batch_size=4)
+    assert rows.n_rows == 20 and rows.index_device == X.device
     batches = [rows.take(torch.tensor(r)) for r in ([3, 1, 7, 0], [19, 2], [5, 6, 8, 9])]
     for got, r in zip(batches, ([3, 1, 7, 0], [19, 2], [5, 6, 8, 9])):
         torch.testing.assert_close(got, X[r])  # earlier batches are not overwritten
     torch.testing.assert_close(rows.slice(10, 13), X[10:13])
+    torch.testing.assert_close(X, torch.arange(60, dtype=torch.float32).reshape(20, 3))
+
+
+
+def test_streamed_rows_take_more_rows_than_a_batch_without_warning():
+    X = torch.arange(600, dtype=torch.float32).reshape(100, 6)
+    rows = Streamed(X, "cpu", batch_size=64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = rows.take(torch.arange(100))
+    torch.testing.assert_close(got, X)
+
+
+def _never(calls):
+    """A ``stage_on_device`` that records its calls and never stages."""
+
+    def never(n_bytes, device):
+        calls.append((n_bytes, torch.device(device)))
+        return False
+
+    return never
+
+
+def test_row_source_streams_what_is_not_staged(monkeypatch):
+    X = torch.zeros(10, 3)
+    assert isinstance(row_source(X, torch.device("cpu"), 4), OnDevice)
+    calls = []
+    monkeypatch.setattr(skae._data, "stage_on_device", _never(calls))
+    rows = row_source(X, torch.device("cpu"), 4)
+    assert isinstance(rows, Streamed) and calls == [(X.numel() * 4, torch.device("cpu"))]
 
 
 @pytest.mark.parametrize(
@@ -38,14 +72,14 @@ def test_streamed_fit_matches_staged_fit(params, digits, monkeypatch):
     kwargs = dict(hidden_layer_sizes=(24, 12), max_iter=4, batch_size=64, random_state=0, **params)
     staged = AutoencoderTransformer(4, **kwargs).fit(X)
     calls = []
-
-    def never(X_t, device):
-        calls.append(X_t.shape)
-        return False
-
-    monkeypatch.setattr(skae._base, "stage_on_device", never)
-    streamed = AutoencoderTransformer(4, **kwargs).fit(X)
+    # device_policy(data_fraction=0.0) streams everything from a GPU; on the CPU
+    # stage_on_device always stages, so the streamed path is forced here as well
+    monkeypatch.setattr(skae._data, "stage_on_device", _never(calls))
+    with device_policy(data_fraction=0.0):
+        streamed = AutoencoderTransformer(4, **kwargs).fit(X)
     assert calls, "the streaming path was not taken"
+    stages = 1 + (len(kwargs["hidden_layer_sizes"]) + 1 if params.get("pretraining") else 0)
+    assert len(calls) == stages  # the fit and each pretraining stage
     np.testing.assert_allclose(streamed.loss_curve_, staged.loss_curve_, rtol=1e-5)
     np.testing.assert_allclose(streamed.transform(X), staged.transform(X), rtol=1e-4, atol=1e-5)
     if params.get("early_stopping"):

@@ -1,9 +1,23 @@
 """The training engine, without scikit-learn."""
 
+import math
+import warnings
+
+import numpy as np
+import pytest
 import torch
 
-from skae._base import as_tensor
-from skae._training import TrainState, fit_module
+from skae._data import OnDevice
+from skae._device import as_tensor
+from skae._training import (
+    EarlyStopping,
+    LossPlateau,
+    NonFiniteGuard,
+    Plateau,
+    Progress,
+    TrainState,
+    fit_module,
+)
 
 
 def make_problem():
@@ -16,43 +30,185 @@ def make_problem():
         penalty = 0.1 * m.weight.abs().sum()
         return rec + penalty, {"reconstruction": rec, "penalty": penalty}
 
-    return X, module, loss_fn
+    return OnDevice(X), module, loss_fn
+
+
+def fit(module, data, loss_fn, optimizer, state=None, **kwargs):
+    state = TrainState() if state is None else state
+    kwargs = {"max_iter": 3, "batch_size": 16, "generator": torch.Generator(), **kwargs}
+    return fit_module(module, data, loss_fn, optimizer, state, **kwargs), state
 
 
 def test_every_loss_term_is_recorded():
-    X, module, loss_fn = make_problem()
-    state = TrainState()
-    fit_module(module, X, loss_fn, torch.optim.SGD(module.parameters(), lr=0.01), state,
-               max_iter=3, batch_size=16, generator=torch.Generator())
+    data, module, loss_fn = make_problem()
+    status, state = fit(module, data, loss_fn, torch.optim.SGD(module.parameters(), lr=0.01))
+    assert status == "max_iter" and state.n_iter == 3 and len(state.loss_curve) == 3
     assert set(state.terms) == {"reconstruction", "penalty"}
     for epoch in range(3):
         total = state.terms["reconstruction"][epoch] + state.terms["penalty"][epoch]
         assert abs(total - state.loss_curve[epoch]) < 1e-5
+    assert state.best_loss == min(state.loss_curve)
+    assert not module.training  # left in eval mode
 
 
 def test_early_stopping_restores_the_best_epoch():
-    X, module, loss_fn = make_problem()
+    data, module, loss_fn = make_problem()
     scores = iter([1.0, 3.0, 2.0, 2.0, 2.0, 2.0])
     snapshots = []
 
     def validation_score(m):
+        assert not m.training  # scored in eval mode
         snapshots.append(m.weight.detach().clone())
         return next(scores)
 
-    state = TrainState()
-    status = fit_module(module, X, loss_fn, torch.optim.SGD(module.parameters(), lr=0.1), state,
-                        max_iter=6, batch_size=16, generator=torch.Generator(),
-                        validation_score=validation_score, n_iter_no_change=2)
+    status, state = fit(module, data, loss_fn, torch.optim.SGD(module.parameters(), lr=0.1),
+                        max_iter=6,
+                        callbacks=[EarlyStopping(validation_score, tol=0), Plateau(2)])
     assert status == "converged" and state.n_iter == 5
     assert state.validation_scores == [1.0, 3.0, 2.0, 2.0, 2.0]
+    assert state.best_validation_score == 3.0
     assert torch.equal(module.weight, snapshots[1])  # weights of the best (2nd) epoch
+    assert not torch.equal(snapshots[1], snapshots[-1])  # training had moved on
 
 
 def test_float32_input_is_not_copied():
-    import numpy as np
-
     X = np.ones((5, 3), dtype=np.float32)
     t = as_tensor(X, torch.device("cpu"), torch.float32)
     assert t.data_ptr() == X.__array_interface__["data"][0]
     X.setflags(write=False)
-    as_tensor(X, torch.device("cpu"), torch.float32)  # read-only input: no warning, no copy
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = as_tensor(X, torch.device("cpu"), torch.float32)  # read-only input: no warning
+    assert t.data_ptr() == X.__array_interface__["data"][0]  # and no copy
+
+
+# ------------------------------------------------------------ non-finite values
+class _BreakingSGD(torch.optim.SGD):
+    """SGD that, after its ``at``-th step, makes ``poison(self)`` non-finite."""
+
+    def __init__(self, params, at, poison, **kwargs):
+        super().__init__(params, **kwargs)
+        self.at, self.poison, self.steps = at, poison, 0
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = super().step(closure)
+        self.steps += 1
+        if self.steps == self.at:
+            self.poison(self)
+        return loss
+
+
+def _weight(optimizer):
+    optimizer.param_groups[0]["params"][0][0, 0] = math.inf
+
+
+def _momentum(optimizer):
+    p = optimizer.param_groups[0]["params"][0]
+    optimizer.state[p]["momentum_buffer"][0, 0] = math.nan
+
+
+@pytest.mark.parametrize("poison, what", [(_weight, "weights"), (_momentum, "optimizer state")])
+def test_non_finite_guard_checks_weights_and_optimizer_state_after_the_last_update(poison, what):
+    data, module, loss_fn = make_problem()
+    n_steps = 2 * 4  # 2 epochs of 4 batches: broken by the very last update
+    optimizer = _BreakingSGD(module.parameters(), n_steps, poison, lr=0.01, momentum=0.9)
+    state = TrainState()
+    with pytest.raises(FloatingPointError, match="weights or optimizer state.*epoch 2"):
+        fit(module, data, loss_fn, optimizer, state, max_iter=2, callbacks=[NonFiniteGuard()])
+    assert all(math.isfinite(v) for v in state.loss_curve)  # every loss seen was finite
+    assert optimizer.steps == n_steps
+    if what == "optimizer state":
+        assert all(torch.isfinite(p).all() for p in module.parameters())
+    # without the guard the same run ends "normally"
+    data, module, loss_fn = make_problem()
+    optimizer = _BreakingSGD(module.parameters(), n_steps, poison, lr=0.01, momentum=0.9)
+    status, state = fit(module, data, loss_fn, optimizer, max_iter=2)
+    assert status == "max_iter" and all(math.isfinite(v) for v in state.loss_curve)
+
+
+def test_non_finite_guard_reports_a_non_finite_loss():
+    data, module, loss_fn = make_problem()
+
+    def exploding(m, xb):
+        loss, parts = loss_fn(m, xb)
+        return loss * math.inf, parts
+
+    with pytest.raises(FloatingPointError, match="training loss.*epoch 1"):
+        fit(module, data, exploding, torch.optim.SGD(module.parameters(), lr=0.01),
+            callbacks=[NonFiniteGuard()])
+
+
+def test_non_finite_guard_passes_finite_training():
+    data, module, loss_fn = make_problem()
+    status, state = fit(module, data, loss_fn,
+                        torch.optim.Adam(module.parameters(), lr=0.01),
+                        callbacks=[NonFiniteGuard()])
+    assert status == "max_iter" and state.n_iter == 3
+
+
+# ------------------------------------------------------------------ plateaus
+def test_adaptive_plateau_divides_the_learning_rate_by_five():
+    data, module, loss_fn = make_problem()
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.01)
+    # tol is huge: no epoch after the first counts as an improvement
+    status, state = fit(module, data, loss_fn, optimizer, max_iter=5,
+                        callbacks=[LossPlateau(tol=1e9), Plateau(1, adaptive=True)])
+    # stalls after epochs 2, 3 (count 2 > 1: divide, reset), 4, 5 (divide again)
+    assert status == "max_iter" and state.n_iter == 5
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01 / 25)
+    # the same run without adaptive stops at the first plateau
+    data, module, loss_fn = make_problem()
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.01)
+    status, state = fit(module, data, loss_fn, optimizer, max_iter=5,
+                        callbacks=[LossPlateau(tol=1e9), Plateau(1)])
+    assert status == "converged" and state.n_iter == 3
+    assert optimizer.param_groups[0]["lr"] == 0.01
+
+
+def test_adaptive_plateau_stops_once_the_learning_rate_is_tiny():
+    data, module, loss_fn = make_problem()
+    optimizer = torch.optim.SGD(module.parameters(), lr=4e-6)
+    status, state = fit(module, data, loss_fn, optimizer, max_iter=10,
+                        callbacks=[LossPlateau(tol=1e9), Plateau(1, adaptive=True)])
+    # epoch 3: 4e-6 > 1e-6, divide to 8e-7; epoch 5: nothing above 1e-6, stop
+    assert status == "converged" and state.n_iter == 5
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(8e-7)
+
+
+# ------------------------------------------------------------- interruption
+def test_keyboard_interrupt_in_the_loss_stops_training():
+    data, module, loss_fn = make_problem()
+    calls = {"n": 0}
+
+    def interrupted(m, xb):
+        calls["n"] += 1
+        if calls["n"] == 2 * 4 + 1:  # first batch of the third epoch
+            raise KeyboardInterrupt
+        return loss_fn(m, xb)
+
+    ended = []
+
+    class Spy(NonFiniteGuard):
+        def on_train_end(self, loop, status):
+            ended.append(status)
+
+    status, state = fit(module, data, interrupted, torch.optim.SGD(module.parameters(), lr=0.01),
+                        max_iter=5, callbacks=[Spy()])
+    assert status == "interrupted"
+    assert state.n_iter == 2 and len(state.loss_curve) == 2
+    assert ended == ["interrupted"] and not module.training
+
+
+# ------------------------------------------------------------------ progress
+def test_progress_shows_the_validation_score(capsys):
+    data, module, loss_fn = make_problem()
+    fit(module, data, loss_fn, torch.optim.SGD(module.parameters(), lr=0.01),
+        callbacks=[EarlyStopping(lambda m: -1.5, tol=0), Progress(3)])
+    err = capsys.readouterr().err
+    assert "val_score" in err and "-1.5" in err and "loss=" in err
+    data, module, loss_fn = make_problem()
+    fit(module, data, loss_fn, torch.optim.SGD(module.parameters(), lr=0.01),
+        callbacks=[Progress(3)])
+    err = capsys.readouterr().err
+    assert "loss=" in err and "val_score" not in err

@@ -1,0 +1,181 @@
+"""One training run as a Spec describes it: rows, objective, callbacks, pretraining, loop.
+
+Free of scikit-learn: the estimator validates, resolves the Spec and builds
+or copies the network; :func:`train` does the rest and returns what the
+estimator publishes.
+"""
+
+import copy
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from ._data import row_source, training_rows
+from ._device import training_context, training_threads
+from ._fastpath import loss_function
+from ._objective import build_objective, elementwise_error
+from ._pretraining import pretrain_greedy
+from ._training import (
+    EarlyStopping,
+    LossPlateau,
+    NonFiniteGuard,
+    Plateau,
+    Progress,
+    fit_module,
+    make_optimizer,
+    mean_error,
+)
+
+
+@dataclass
+class FitResult:
+    """What a training run produced.
+
+    Attributes
+    ----------
+    status : {"converged", "max_iter", "interrupted"}
+    optimizer_state : dict
+        The optimizer's ``state_dict``, to resume from.
+    pretraining_curves : list of list of float or None
+        Loss curve of each greedy pretraining stage; None when none ran.
+    """
+
+    status: str
+    optimizer_state: dict
+    pretraining_curves: Optional[list] = None
+
+
+class Generators:
+    """One seeded ``torch.Generator`` per device, created on first use."""
+
+    def __init__(self, seed):
+        self.seed, self._made = seed, {}
+
+    def __call__(self, device):
+        device = torch.device(device)
+        if device not in self._made:
+            self._made[device] = torch.Generator(device=device).manual_seed(self.seed)
+        return self._made[device]
+
+
+def build_optimizer(spec, net):
+    """The optimizer the Spec asks for, over ``net``'s parameters."""
+    return make_optimizer(
+        net, solver=spec.solver, learning_rate_init=spec.learning_rate_init, alpha=spec.alpha,
+        momentum=spec.momentum, nesterovs_momentum=spec.nesterovs_momentum,
+        beta_1=spec.beta_1, beta_2=spec.beta_2, epsilon=spec.epsilon,
+    )
+
+
+def resume(optimizer, saved):
+    """Load ``saved`` per-parameter state (moments, steps) into ``optimizer``.
+
+    The hyperparameters stay those ``optimizer`` was built with (the current
+    parameters). ``saved`` is copied first: loading would alias its tensors,
+    and it must stay intact should this run fail.
+    """
+    saved = copy.deepcopy(saved)
+    current = optimizer.state_dict()["param_groups"]
+    saved["param_groups"] = [
+        {**new, "params": old["params"]} for old, new in zip(saved["param_groups"], current)
+    ]
+    optimizer.load_state_dict(saved)
+
+
+def _width(spec):
+    return max(spec.widths)
+
+
+def _stopping(spec, data, seed, n_rows):
+    """``(train_index, callbacks)`` deciding when training stops."""
+    callbacks = [NonFiniteGuard()]
+    index = None
+    if spec.early_stopping and not spec.incremental:
+        n_val = int(spec.validation_fraction * n_rows)
+        perm = torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed))
+        val_index, index = (p.to(data.index_device) for p in (perm[:n_val], perm[n_val:]))
+
+        def error(net, x):
+            return elementwise_error(net.forward_standardized(x).reconstruction, x, spec.loss)
+
+        def score(net):
+            return -mean_error(net, data, val_index, error, _width(spec))
+
+        callbacks.append(EarlyStopping(score, spec.tol))
+    else:
+        callbacks.append(LossPlateau(spec.tol))
+    if not spec.incremental:
+        callbacks.append(Plateau(spec.n_iter_no_change, spec.learning_rate == "adaptive"))
+    return index, callbacks
+
+
+def _stage_callbacks(spec):
+    def make(max_iter):
+        cbs = [NonFiniteGuard(), LossPlateau(spec.tol), Plateau(spec.n_iter_no_change)]
+        return cbs + ([Progress(max_iter, "pretrain")] if spec.verbose else [])
+
+    return make
+
+
+def train(spec, X, net, state, *, seed, optimizer_state=None, pretrain=False):
+    """Train ``net`` (in place) on ``X`` as ``spec`` says.
+
+    Parameters
+    ----------
+    spec : skae._params.Spec
+    X : ndarray of shape (n_samples, n_features)
+        Validated training data.
+    net : torch.nn.Module
+        The network, on ``spec.device``; trained in place.
+    state : skae._training.TrainState
+        History to extend; updated in place.
+    seed : int
+        Seed of this run's generators (shuffling, corruption, split).
+    optimizer_state : dict or None, default=None
+        Optimizer state to resume from (``partial_fit``).
+    pretrain : bool, default=False
+        Run greedy layer-wise pretraining first.
+
+    Returns
+    -------
+    result : FitResult
+    """
+    stats = (None, None)
+    if net.standardizer is not None:
+        stats = (net.standardizer.shift.cpu().numpy(), net.standardizer.scale.cpu().numpy())
+    rows = training_rows(X, *stats, owner=spec.owner)
+    batch_size = min(spec.batch_size, X.shape[0])
+    data = row_source(rows, spec.device, batch_size)
+    optimizer = build_optimizer(spec, net)
+    if optimizer_state is not None:
+        resume(optimizer, optimizer_state)
+    generators = Generators(seed + 1)
+    objective = build_objective(spec, rows, generators(spec.device))
+    index, callbacks = _stopping(spec, data, seed, X.shape[0])
+    max_iter = 1 if spec.incremental else spec.max_iter
+    if spec.verbose:
+        callbacks.append(Progress(max_iter))
+    status, curves = "max_iter", None
+    threads = training_threads(spec.widths, batch_size, spec.device)
+    with training_context(spec.device, spec.precision, threads):
+        if pretrain:
+            status, stages = pretrain_greedy(
+                net, data.X if index is None else data.X.index_select(0, index),
+                loss=spec.loss, device=spec.device, batch_size=batch_size,
+                max_iter=spec.pretraining_max_iter,
+                make_optimizer=lambda stage: build_optimizer(spec, stage),
+                generators=generators, callbacks=_stage_callbacks(spec), shuffle=spec.shuffle,
+                precision=spec.precision,
+            )
+            curves = [list(s.loss_curve) for s in stages]
+        if status != "interrupted":
+            status = fit_module(
+                net, data, loss_function(objective, net, batch_size, spec.precision),
+                optimizer, state, max_iter=max_iter, batch_size=batch_size,
+                generator=generators(data.index_device), index=index, shuffle=spec.shuffle,
+                callbacks=callbacks,
+            )
+    for p in net.parameters():
+        p.grad = None
+    return FitResult(status, optimizer.state_dict(), curves)

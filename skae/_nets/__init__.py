@@ -1,0 +1,27 @@
+"""Network kinds: one module each, chosen by a registry from the Spec."""
+
+from .mlp import MLPAutoencoder, build_mlp
+
+#: Network kind name -> builder ``build(spec, shift, scale, generator) -> nn.Module``.
+NETWORKS = {"mlp": build_mlp}
+
+
+def build_network(spec, shift=None, scale=None, generator=None):
+    """Build the network of kind ``spec.kind``.
+
+    Parameters
+    ----------
+    spec : skae._params.Spec
+    shift, scale : torch.Tensor of shape (n_features,) or None
+        Standardization statistics (float64), or None.
+    generator : torch.Generator or None
+        CPU generator for the initial weights.
+
+    Returns
+    -------
+    net : torch.nn.Module
+    """
+    return NETWORKS[spec.kind](spec, shift=shift, scale=scale, generator=generator)
+
+
+__all__ = ["MLPAutoencoder", "NETWORKS", "build_network"]

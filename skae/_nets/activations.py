@@ -1,0 +1,103 @@
+"""Every activation's behaviour, in one table.
+
+The network builder, the initializer, the contractive penalty and the
+hand-derived fast path all look activations up here by name.
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass(frozen=True)
+class Activation:
+    """How one activation behaves.
+
+    Attributes
+    ----------
+    name : str
+        The name used by the ``activation`` parameters.
+    module : callable
+        ``module() -> torch.nn.Module`` applying it.
+    apply_ : callable or None
+        ``apply_(a)`` applies it in place (None: the identity, nothing to do).
+    derivative : callable or None
+        ``derivative(post) -> tensor``: its derivative at the pre-activation,
+        from its output ``post`` alone; None when that is not possible (the
+        derivative is then taken by autograd).
+    glorot_factor : float
+        ``factor`` in the Glorot-uniform bound ``sqrt(factor / (fan_in +
+        fan_out))`` of the layer it follows: 2 for the logistic, else 6 (as
+        scikit-learn's MLP).
+    """
+
+    name: str
+    module: Callable[[], nn.Module]
+    apply_: Optional[Callable]
+    derivative: Optional[Callable]
+    glorot_factor: float = 6.0
+
+    def __reduce__(self):
+        # pickled by name: the table holds functions that pickle cannot
+        return (_by_name, (self.name,))
+
+
+def _by_name(name):
+    return ACTIVATIONS[name]
+
+
+def _identity_(a):
+    return a
+
+
+_LEAKY_SLOPE = 0.01
+
+ACTIVATIONS = {
+    a.name: a
+    for a in (
+        Activation("identity", nn.Identity, _identity_, lambda post: None),
+        Activation("relu", nn.ReLU, lambda a: a.clamp_(min=0), lambda post: (post > 0).to(post.dtype)),
+        Activation("logistic", nn.Sigmoid, torch.sigmoid_, lambda post: post * (1 - post), 2.0),
+        Activation("sigmoid", nn.Sigmoid, torch.sigmoid_, lambda post: post * (1 - post), 2.0),
+        Activation("tanh", nn.Tanh, torch.tanh_, lambda post: 1 - post.square()),
+        Activation(
+            "leaky_relu",
+            lambda: nn.LeakyReLU(_LEAKY_SLOPE),
+            lambda a: F.leaky_relu_(a, _LEAKY_SLOPE),
+            lambda post: torch.where(post > 0, 1.0, _LEAKY_SLOPE).to(post.dtype),
+        ),
+        Activation("elu", nn.ELU, None, None),
+        Activation("gelu", nn.GELU, None, None),
+    )
+}
+
+#: Activations whose outputs lie in (0, 1).
+UNIT_INTERVAL = frozenset({"logistic", "sigmoid"})
+
+
+def derivative(activation, pre, post):
+    """Derivative of ``activation`` (an :class:`Activation`) at ``pre``.
+
+    Parameters
+    ----------
+    activation : Activation
+    pre : torch.Tensor
+        Its input.
+    post : torch.Tensor
+        Its output.
+
+    Returns
+    -------
+    derivative : torch.Tensor or None
+        Differentiable; None for the identity (a derivative of one).
+    """
+    if activation.derivative is not None:
+        return activation.derivative(post)
+    module = activation.module()
+    with torch.enable_grad():
+        x = pre if pre.requires_grad else pre.detach().requires_grad_()
+        (grad,) = torch.autograd.grad(module(x).sum(), x, create_graph=True)
+    return grad

@@ -1,0 +1,332 @@
+"""The multi-layer perceptron autoencoder."""
+
+import math
+from dataclasses import dataclass
+
+
+import torch
+from torch import nn
+
+from .activations import ACTIVATIONS
+
+
+class Standardize(nn.Module):
+    """Per-feature affine map ``(x - shift) / scale``, or its inverse.
+
+    Computed in float64 whatever the input's dtype, so that a feature with
+    a large offset and a small spread keeps its information; the result is
+    returned in the input's dtype.
+
+    Parameters
+    ----------
+    shift, scale : torch.Tensor of shape (n_features,)
+        Per-feature location and (positive) scale, kept in float64.
+    inverse : bool, default=False
+        Compute ``x * scale + shift`` instead.
+    """
+
+    def __init__(self, shift, scale, inverse=False):
+        super().__init__()
+        self.register_buffer("shift", shift.to(torch.float64).clone())
+        self.register_buffer("scale", scale.to(torch.float64).clone())
+        self.inverse = inverse
+
+    def forward(self, x):
+        """Apply the map."""
+        x64 = x.to(torch.float64)
+        y = torch.addcmul(self.shift, x64, self.scale) if self.inverse else (x64 - self.shift) / self.scale
+        return y.to(x.dtype)
+
+
+class TiedLinear(nn.Module):
+    """Linear layer whose weight is the transpose of another layer's weight.
+
+    Parameters
+    ----------
+    source : torch.nn.Linear
+        Layer mapping ``out_features -> in_features`` of this one; its weight
+        is shared (``weight = source.weight.T``), the bias is this layer's own.
+    """
+
+    def __init__(self, source):
+        super().__init__()
+        self.source = source
+        self.in_features, self.out_features = source.out_features, source.in_features
+        self.bias = nn.Parameter(torch.zeros(source.in_features))
+
+    @property
+    def weight(self):
+        """The tied weight, ``source.weight.T``."""
+        return self.source.weight.t()
+
+    def forward(self, x):
+        """Apply ``x @ source.weight + bias``."""
+        return torch.addmm(self.bias, x, self.source.weight)
+
+
+@dataclass(frozen=True)
+class Dense:
+    """One layer of the network: a linear map and the activation after it.
+
+    Attributes
+    ----------
+    linear : torch.nn.Linear or TiedLinear
+    module : torch.nn.Module
+        The activation module (as it sits in the ``Sequential``).
+    activation : skae._nets.activations.Activation
+    """
+
+    linear: nn.Module
+    module: nn.Module
+    activation: object
+
+    def __call__(self, h):
+        """Apply the layer; return ``(pre_activation, activation)``."""
+        pre = self.linear(h)
+        return pre, self.module(pre)
+
+
+@dataclass(frozen=True)
+class NetOutput:
+    """What a forward pass in standardized units returns.
+
+    Attributes
+    ----------
+    reconstruction : torch.Tensor of shape (m, n_features)
+    code : torch.Tensor of shape (m, n_components)
+    pre_activations, activations : tuple of torch.Tensor
+        Per encoder layer (the last is the code), when requested; else ().
+    """
+
+    reconstruction: torch.Tensor
+    code: torch.Tensor
+    pre_activations: tuple = ()
+    activations: tuple = ()
+
+
+class _Layered(nn.Module):
+    """Forward passes in standardized units over ``encoder_layers`` and ``decoder_layers``.
+
+    The named parts are views of modules registered elsewhere, not modules
+    of their own (so each parameter has one name in the state dict).
+    """
+
+    _VIEWS = ("standardizer", "destandardizer", "encoder_layers", "decoder_layers")
+
+    def __setattr__(self, name, value):
+        if name in self._VIEWS:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def encode_standardized(self, h, keep_activations=False):
+        """Code of standardized inputs ``h``; per-layer values if asked.
+
+        Returns
+        -------
+        code : torch.Tensor
+        pre_activations, activations : tuple of torch.Tensor
+            Empty unless ``keep_activations``.
+        """
+        pres, posts = [], []
+        for layer in self.encoder_layers:
+            pre, h = layer(h)
+            if keep_activations:
+                pres.append(pre)
+                posts.append(h)
+        return h, tuple(pres), tuple(posts)
+
+    def decode_standardized(self, z):
+        """Reconstruction, in standardized units, of codes ``z``."""
+        for layer in self.decoder_layers:
+            z = layer(z)[1]
+        return z
+
+    def forward_standardized(self, x, keep_activations=False):
+        """Encode and decode standardized inputs ``x``.
+
+        Returns
+        -------
+        output : NetOutput
+        """
+        code, pres, posts = self.encode_standardized(x, keep_activations)
+        return NetOutput(self.decode_standardized(code), code, pres, posts)
+
+    def parameter_groups(self):
+        """``(weights, biases)``: weight decay applies to the first only."""
+        weights = [p for n, p in self.named_parameters() if n.endswith("weight")]
+        others = [p for n, p in self.named_parameters() if not n.endswith("weight")]
+        return weights, others
+
+
+class MLPStage(_Layered):
+    """One encoder layer and its mirrored decoder layer: a greedy pretraining stage.
+
+    Shares its parameters with the network it comes from.
+
+    Parameters
+    ----------
+    encoder_layer, decoder_layer : Dense
+    """
+
+    def __init__(self, encoder_layer, decoder_layer):
+        super().__init__()
+        self.linears = nn.ModuleList([encoder_layer.linear, decoder_layer.linear])
+        self.encoder_layers = (encoder_layer,)
+        self.decoder_layers = (decoder_layer,)
+
+
+class MLPAutoencoder(_Layered):
+    """An MLP encoder and a mirrored MLP decoder, with named parts.
+
+    ``encoder`` and ``decoder`` are plain ``torch.nn.Sequential`` modules
+    that map raw inputs to codes and codes to raw inputs (standardizing
+    first and undoing it last when statistics are given), so they can be
+    used on their own. Training works in standardized units through
+    :meth:`forward_standardized`; the parts are reached by name:
+    ``standardizer``, ``encoder_layers``, ``decoder_layers``,
+    ``destandardizer``.
+
+    Parameters
+    ----------
+    n_features : int
+    hidden_layer_sizes : tuple of int
+        Encoder hidden widths; the decoder uses them in reverse.
+    n_components : int
+    activation, latent_activation, output_activation : str
+        Names from :data:`skae._nets.activations.ACTIVATIONS`.
+    shift, scale : torch.Tensor of shape (n_features,) or None, default=None
+        Standardization statistics; None for none.
+    tied_weights : bool, default=False
+        Make each decoder weight the transpose of the mirrored encoder weight.
+    """
+
+    kind = "mlp"
+
+    def __init__(self, n_features, hidden_layer_sizes, n_components, activation,
+                 latent_activation, output_activation, shift=None, scale=None,
+                 tied_weights=False):
+        super().__init__()
+        widths = [n_features, *hidden_layer_sizes, n_components]
+        enc_acts = [activation] * len(hidden_layer_sizes) + [latent_activation]
+        dec_acts = [activation] * len(hidden_layer_sizes) + [output_activation]
+        enc_linears = [nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])]
+        rev = widths[::-1]
+        if tied_weights:
+            dec_linears = [TiedLinear(lin) for lin in reversed(enc_linears)]
+        else:
+            dec_linears = [nn.Linear(a, b) for a, b in zip(rev[:-1], rev[1:])]
+        self.encoder_layers = self._dense(enc_linears, enc_acts)
+        self.decoder_layers = self._dense(dec_linears, dec_acts)
+        self.standardizer = self.destandardizer = None
+        enc_mods, dec_mods = [], []
+        if scale is not None:
+            self.standardizer = Standardize(shift, scale)
+            self.destandardizer = Standardize(shift, scale, inverse=True)
+            enc_mods.append(self.standardizer)
+        for d in self.encoder_layers:
+            enc_mods += [d.linear, d.module]
+        for d in self.decoder_layers:
+            dec_mods += [d.linear, d.module]
+        if scale is not None:
+            dec_mods.append(self.destandardizer)
+        self.encoder = nn.Sequential(*enc_mods)
+        self.decoder = nn.Sequential(*dec_mods)
+        self.tied_weights = tied_weights
+        self.n_features, self.n_components = n_features, n_components
+
+    @staticmethod
+    def _dense(linears, names):
+        return tuple(Dense(lin, ACTIVATIONS[n].module(), ACTIVATIONS[n]) for lin, n in zip(linears, names))
+
+    def inference_steps(self, parts):
+        """The steps of an inference pass through ``parts``, in order.
+
+        Parameters
+        ----------
+        parts : sequence of {"standardize", "encoder", "decoder", "core"}
+            ``"encoder"``: raw inputs to codes; ``"decoder"``: codes to raw
+            inputs; ``"core"``: standardized inputs to standardized
+            reconstructions; ``"standardize"``: raw to standardized inputs.
+
+        Returns
+        -------
+        steps : list of tuple
+            ``("standardize", Standardize)``, ``("destandardize",
+            Standardize)`` or ``("dense", Dense)``.
+        """
+        steps = []
+        for part in parts:
+            if part in ("standardize", "encoder") and self.standardizer is not None:
+                steps.append(("standardize", self.standardizer))
+            if part in ("encoder", "core"):
+                steps += [("dense", layer) for layer in self.encoder_layers]
+            if part in ("decoder", "core"):
+                steps += [("dense", layer) for layer in self.decoder_layers]
+            if part == "decoder" and self.destandardizer is not None:
+                steps.append(("destandardize", self.destandardizer))
+        return steps
+
+    def forward(self, x):
+        """Reconstruction (in the input's units) and code of raw inputs ``x``."""
+        z = self.encoder(x)
+        return self.decoder(z), z
+
+    def stages(self):
+        """Shallow autoencoders for greedy pretraining, input side first.
+
+        Stage ``i`` pairs encoder layer ``i`` with the decoder layer that
+        mirrors it, sharing their parameters.
+
+        Returns
+        -------
+        stages : list of MLPStage
+        """
+        return [MLPStage(e, d) for e, d in zip(self.encoder_layers, self.decoder_layers[::-1])]
+
+    def reset_parameters(self, generator):
+        """Glorot-uniform weights and biases, drawn from ``generator`` only.
+
+        The bound is ``sqrt(factor / (fan_in + fan_out))`` with the factor of
+        the activation that follows (see
+        :class:`~skae._nets.activations.Activation`), as scikit-learn's MLP
+        does; biases use the same bound. Tied decoder layers keep their
+        shared weight and zero bias.
+        """
+        with torch.no_grad():
+            for layer in self.encoder_layers + self.decoder_layers:
+                if isinstance(layer.linear, TiedLinear):
+                    continue
+                lin = layer.linear
+                bound = math.sqrt(layer.activation.glorot_factor / (lin.in_features + lin.out_features))
+                lin.weight.uniform_(-bound, bound, generator=generator)
+                lin.bias.uniform_(-bound, bound, generator=generator)
+
+
+def build_mlp(spec, shift=None, scale=None, generator=None):
+    """Build the MLP autoencoder a :class:`~skae._params.Spec` describes.
+
+    Parameters
+    ----------
+    spec : Spec
+    shift, scale : torch.Tensor or None
+        Standardization statistics.
+    generator : torch.Generator or None
+        CPU generator for the initial weights; torch's global generator is
+        left untouched either way.
+
+    Returns
+    -------
+    net : MLPAutoencoder
+    """
+    with torch.random.fork_rng(devices=[]):  # nn.Linear's own init draws globally
+        net = MLPAutoencoder(
+            spec.n_features, spec.hidden_layer_sizes, spec.n_components, spec.activation,
+            spec.latent_activation, spec.output_activation, shift=shift, scale=scale,
+            tied_weights=spec.tied_weights,
+        )
+    if generator is not None:
+        net.reset_parameters(generator)
+    return net
+
+

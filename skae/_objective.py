@@ -1,0 +1,304 @@
+"""What training minimizes: reconstruction + a list of named terms.
+
+An :class:`Objective` is built once per fit from the Spec. Corruption
+(denoising) and trimming are parts of it. Every regularizer is one small
+class with a ``name`` (the key it is recorded under in ``loss_terms_``) and
+``__call__(output, x, net) -> tensor``, built from the Spec by a function
+registered in :data:`TERMS`. Adding one: write the class, register its
+builder, add its parameter.
+"""
+
+import math
+
+import torch
+from torch.nn import functional as F
+
+from ._nets.activations import derivative
+
+_BCE_EPS = 1e-7
+
+
+# ------------------------------------------------------------- reconstruction
+def elementwise_error(x_hat, x, loss):
+    """Reconstruction error of every element.
+
+    Parameters
+    ----------
+    x_hat, x : torch.Tensor of shape (n_samples, n_features)
+        Reconstruction and target (standardized units when standardizing).
+    loss : {"mse", "bce"}
+        ``"mse"``: ``(x_hat - x) ** 2``. ``"bce"``: binary cross-entropy
+        ``-(x log x_hat + (1 - x) log(1 - x_hat))``, ``x_hat`` clipped to
+        ``[1e-7, 1 - 1e-7]``.
+
+    Returns
+    -------
+    error : torch.Tensor of shape (n_samples, n_features)
+    """
+    if loss == "mse":
+        return (x_hat - x).square()
+    return F.binary_cross_entropy(x_hat.clamp(_BCE_EPS, 1 - _BCE_EPS), x, reduction="none")
+
+
+def n_kept(m, trim):
+    """Samples of a batch of ``m`` that a trimmed loss keeps: ``m - ceil(trim m)``, at least 1."""
+    return max(1, m - math.ceil(trim * m))
+
+
+def reconstruction_loss(x_hat, x, loss, trim=0.0):
+    """Mean reconstruction error, over the best-reconstructed samples when trimming.
+
+    With ``trim > 0`` the ``ceil(trim * m)`` samples of the batch with the
+    largest error are left out (a trimmed mean), so that rare anomalies in
+    the training data do not pull the model towards reconstructing them.
+
+    Parameters
+    ----------
+    x_hat, x : torch.Tensor of shape (m, n_features)
+    loss : {"mse", "bce"}
+    trim : float, default=0.0
+        Fraction of samples left out, in [0, 1).
+
+    Returns
+    -------
+    loss : torch.Tensor
+        A scalar.
+    """
+    if trim == 0:
+        return F.mse_loss(x_hat, x) if loss == "mse" else elementwise_error(x_hat, x, loss).mean()
+    errors = elementwise_error(x_hat, x, loss).mean(1)
+    return errors.topk(n_kept(errors.shape[0], trim), largest=False, sorted=False).values.mean()
+
+
+# ----------------------------------------------------------------- corruption
+class GaussianNoise:
+    """Add ``level * N(0, 1)`` noise (in standardized units when standardizing)."""
+
+    def __init__(self, level, generator):
+        self.level, self.generator = level, generator
+
+    def __call__(self, x):
+        """Corrupted copy of ``x``."""
+        noise = torch.randn(x.shape, generator=self.generator, device=x.device, dtype=x.dtype)
+        return x + self.level * noise
+
+
+class Masking:
+    """Set a random fraction ``level`` of the entries to 0 (the mean when standardizing)."""
+
+    def __init__(self, level, generator):
+        self.level, self.generator = level, generator
+
+    def __call__(self, x):
+        """Corrupted copy of ``x``."""
+        hit = torch.rand(x.shape, generator=self.generator, device=x.device, dtype=x.dtype)
+        return x.masked_fill(hit < self.level, 0.0)
+
+
+class SaltAndPepper:
+    """Set a fraction ``level`` of the entries to their feature's minimum or maximum.
+
+    Parameters
+    ----------
+    level : float
+    low, high : torch.Tensor of shape (n_features,)
+        Each feature's training minimum (pepper) and maximum (salt).
+    generator : torch.Generator
+    """
+
+    def __init__(self, level, low, high, generator):
+        self.level, self.low, self.high, self.generator = level, low, high, generator
+
+    def __call__(self, x):
+        """Corrupted copy of ``x``: each hit entry is salt or pepper with equal odds."""
+        opts = dict(generator=self.generator, device=x.device, dtype=x.dtype)
+        hit = torch.rand(x.shape, **opts) < self.level
+        salt = torch.rand(x.shape, **opts) < 0.5
+        return torch.where(hit, torch.where(salt, self.high, self.low), x)
+
+
+# ---------------------------------------------------------------------- terms
+class L1Activity:
+    """L1 sparsity: ``weight * sum_l (1/m) sum_i sum_j |a_lij|`` over chosen layers."""
+
+    name = "sparsity"
+    needs_activations = True
+
+    def __init__(self, weight, layers):
+        self.weight, self.layers = weight, layers
+
+    def __call__(self, output, x, net):
+        """The weighted penalty on a batch."""
+        return self.weight * sum(output.activations[i].abs().sum(1).mean() for i in self.layers)
+
+
+def kl_divergence_sparsity(activations, target, eps=1e-7):
+    """``sum_j KL(rho || rho_hat_j)`` between Bernoulli means.
+
+    ``rho_hat_j`` is unit ``j``'s mean activation over the batch (clipped to
+    ``[eps, 1 - eps]``); zero exactly when every mean equals ``rho``.
+    """
+    rho_hat = activations.mean(0).clamp(eps, 1 - eps)
+    rho = target
+    return (rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
+
+
+class KLSparsity:
+    """KL sparsity: ``weight * sum_l sum_j KL(target || mean_i a_lij)``."""
+
+    name = "sparsity"
+    needs_activations = True
+
+    def __init__(self, weight, target, layers):
+        self.weight, self.target, self.layers = weight, target, layers
+
+    def __call__(self, output, x, net):
+        """The weighted penalty on a batch."""
+        return self.weight * sum(
+            kl_divergence_sparsity(output.activations[i], self.target) for i in self.layers
+        )
+
+
+def contractive_penalty(weights, derivatives):
+    """Mean squared Frobenius norm of the encoder's Jacobian, exact.
+
+    For ``h = g_L(W_L ... g_1(W_1 x + b_1) ...)``, ``J = D_L W_L ... D_1 W_1``
+    with ``D_l = diag(g_l')``. Formed from the code side as batched matrix
+    products; the last factor uses ``||A W_1||_F^2 = sum((A (W_1 W_1^T)) * A)``
+    when the input is wider than the first layer. One layer reduces to
+    ``sum_j g'_j^2 ||W_1[j]||^2``; one hidden layer under a linear code to
+    ``d^T ((W_2^T W_2) * (W_1 W_1^T)) d`` with ``d = g_1'``.
+
+    Parameters
+    ----------
+    weights : list of torch.Tensor
+        ``W_1 ... W_L``, ``W_l`` of shape ``(h_l, h_{l-1})``.
+    derivatives : list of torch.Tensor or None
+        ``g_l'`` at each pre-activation, shape ``(m, h_l)``; None for identity.
+
+    Returns
+    -------
+    penalty : torch.Tensor
+        ``(1 / m) sum_i ||J(x_i)||_F^2``.
+    """
+    W1, dL = weights[0], derivatives[-1]
+    if len(weights) == 1:
+        row_norms = W1.square().sum(1)
+        return row_norms.sum() if dL is None else (dL.square() * row_norms).sum(1).mean()
+    WL = weights[-1]
+    if len(weights) == 2 and dL is None:
+        K = (WL.t() @ WL) * (W1 @ W1.t())
+        d1 = derivatives[0]
+        return K.sum() if d1 is None else ((d1 @ K) * d1).sum(1).mean()
+    A = WL.unsqueeze(0) if dL is None else dL.unsqueeze(2) * WL
+    for W, d in zip(weights[-2:0:-1], derivatives[-2:0:-1]):
+        if d is not None:
+            A = A * d.unsqueeze(1)
+        A = A @ W
+    if derivatives[0] is not None:
+        A = A * derivatives[0].unsqueeze(1)
+    if W1.shape[1] <= W1.shape[0]:
+        return (A @ W1).square().sum((1, 2)).mean()
+    return ((A @ (W1 @ W1.t())) * A).sum((1, 2)).mean()
+
+
+class Contractive:
+    """Contractive penalty: ``weight * (1/m) sum_i ||d code / d x (x_i)||_F^2``."""
+
+    name = "contractive"
+    needs_activations = True
+
+    def __init__(self, weight):
+        self.weight = weight
+
+    def __call__(self, output, x, net):
+        """The weighted penalty on a batch (Jacobian w.r.t. the standardized input)."""
+        layers = net.encoder_layers
+        derivatives = [
+            derivative(layer.activation, pre, post)
+            for layer, pre, post in zip(layers, output.pre_activations, output.activations)
+        ]
+        return self.weight * contractive_penalty([layer.linear.weight for layer in layers], derivatives)
+
+
+# ------------------------------------------------------------------- registry
+def _sparsity_term(spec):
+    if spec.sparsity is None or spec.sparsity_weight == 0:
+        return None
+    if spec.sparsity == "l1":
+        return L1Activity(spec.sparsity_weight, spec.sparsity_layers)
+    return KLSparsity(spec.sparsity_weight, spec.sparsity_target, spec.sparsity_layers)
+
+
+def _contractive_term(spec):
+    return Contractive(spec.contractive_weight) if spec.contractive_weight > 0 else None
+
+
+#: Builders ``build(spec) -> term or None``, in the order terms are added.
+TERMS = [_sparsity_term, _contractive_term]
+
+
+class Objective:
+    """Reconstruction loss + regularizer terms, with corruption and trimming.
+
+    Parameters
+    ----------
+    loss : {"mse", "bce"}
+        Reconstruction error.
+    terms : tuple
+        Regularizer terms (see :data:`TERMS`).
+    corruption : callable or None
+        ``corruption(x)`` for denoising: the corrupted batch is encoded, the
+        clean one is the target.
+    trim : float
+        Trimmed-loss fraction (0 for none).
+    """
+
+    def __init__(self, loss, terms=(), corruption=None, trim=0.0):
+        self.loss, self.terms, self.corruption, self.trim = loss, tuple(terms), corruption, trim
+        self._activations = any(t.needs_activations for t in self.terms)
+
+    def __call__(self, net, xb):
+        """``(loss, parts)`` on a batch ``xb`` of training rows.
+
+        ``parts`` maps ``"reconstruction"`` and each term's name to its value.
+        """
+        x_in = xb if self.corruption is None else self.corruption(xb)
+        output = net.forward_standardized(x_in, keep_activations=self._activations)
+        rec = reconstruction_loss(output.reconstruction, xb, self.loss, self.trim)
+        parts, total = {"reconstruction": rec}, rec
+        for term in self.terms:
+            value = term(output, x_in, net)
+            parts[term.name] = value
+            total = total + value
+        return total, parts
+
+
+def build_objective(spec, rows, generator):
+    """Build the :class:`Objective` a Spec describes.
+
+    Parameters
+    ----------
+    spec : skae._params.Spec
+    rows : torch.Tensor of shape (n_samples, n_features)
+        The training rows (for salt-and-pepper's per-feature extremes).
+    generator : torch.Generator
+        Corruption randomness, on the training device.
+
+    Returns
+    -------
+    objective : Objective
+    """
+    corruption = None
+    if spec.noise is not None and spec.noise_level > 0:
+        if spec.noise == "gaussian":
+            corruption = GaussianNoise(spec.noise_level, generator)
+        elif spec.noise == "masking":
+            corruption = Masking(spec.noise_level, generator)
+        else:
+            low, high = torch.aminmax(rows, dim=0)
+            corruption = SaltAndPepper(
+                spec.noise_level, low.to(spec.device), high.to(spec.device), generator
+            )
+    terms = [t for t in (build(spec) for build in TERMS) if t is not None]
+    return Objective(spec.loss, terms, corruption, spec.trim_fraction)

@@ -1,0 +1,315 @@
+"""Parameters: their constraints, and their resolution into one frozen Spec.
+
+:func:`resolve` is the only place that reads the estimators' parameters.
+It runs at the top of every ``fit``/``partial_fit``, after scikit-learn's
+declarative validation, and checks what the constraint language cannot
+express (element-wise and cross-parameter rules, bools posing as numbers)
+with scikit-learn's message shape.
+"""
+
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+
+from ._compat import Interval, InvalidParameterError, StrOptions
+from ._device import resolve_device
+from ._nets.activations import ACTIVATIONS, UNIT_INTERVAL
+
+_ACTIVATION = StrOptions(set(ACTIVATIONS))
+
+#: Constraints shared by every estimator (scikit-learn's declarative form).
+CONSTRAINTS = {
+    "n_components": [Interval(Integral, 1, None, closed="left")],
+    "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+    "activation": [_ACTIVATION],
+    "latent_activation": [_ACTIVATION],
+    "output_activation": [_ACTIVATION],
+    "loss": [StrOptions({"mse", "bce"})],
+    "solver": [StrOptions({"adam", "adamw", "sgd"})],
+    "alpha": [Interval(Real, 0, None, closed="left")],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "learning_rate": [StrOptions({"constant", "adaptive"})],
+    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "shuffle": ["boolean"],
+    "random_state": ["random_state"],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "verbose": ["verbose"],
+    "warm_start": ["boolean"],
+    "momentum": [Interval(Real, 0, 1, closed="both")],
+    "nesterovs_momentum": ["boolean"],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "beta_1": [Interval(Real, 0, 1, closed="left")],
+    "beta_2": [Interval(Real, 0, 1, closed="left")],
+    "epsilon": [Interval(Real, 0, None, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "standardize": ["boolean"],
+    "sparsity": [None, StrOptions({"l1", "kl"})],
+    "sparsity_weight": [Interval(Real, 0, None, closed="left")],
+    "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
+    "sparsity_layers": [StrOptions({"code", "all"}), "array-like"],
+    "noise": [None, StrOptions({"gaussian", "masking", "salt_and_pepper"})],
+    "noise_level": [Interval(Real, 0, None, closed="left")],
+    "contractive_weight": [Interval(Real, 0, None, closed="left")],
+    "pretraining": [None, StrOptions({"greedy"})],
+    "pretraining_max_iter": [None, Interval(Integral, 1, None, closed="left")],
+    "tied_weights": ["boolean"],
+    "device": [str, torch.device],
+    "precision": [StrOptions({"float32", "tf32", "bfloat16"})],
+}
+
+#: Parameters that define the network: a warm start may not change them.
+ARCHITECTURE = ("n_features", "n_components", "hidden_layer_sizes", "activation",
+                "latent_activation", "output_activation", "standardize", "tied_weights")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Everything a fit needs to know, resolved and cross-checked once.
+
+    Attributes are the estimators' parameters under the same names, with
+    numbers as plain Python ``int``/``float``, plus: ``owner`` (class name),
+    ``kind`` (network kind), ``n_features``, ``device`` (a ``torch.device``),
+    ``sparsity_layers`` as sorted encoder-layer indices (0 = first hidden
+    layer; empty without sparsity), ``pretraining_max_iter`` as an int,
+    ``trim_fraction`` (0 unless the estimator has one), ``contamination``
+    (None unless the estimator has one), and ``incremental``
+    (a ``partial_fit`` call).
+    """
+
+    owner: str
+    kind: str
+    n_features: int
+    n_components: int
+    hidden_layer_sizes: tuple
+    activation: str
+    latent_activation: str
+    output_activation: str
+    loss: str
+    solver: str
+    alpha: float
+    batch_size: int
+    learning_rate: str
+    learning_rate_init: float
+    max_iter: int
+    shuffle: bool
+    tol: float
+    verbose: bool
+    warm_start: bool
+    momentum: float
+    nesterovs_momentum: bool
+    early_stopping: bool
+    validation_fraction: float
+    beta_1: float
+    beta_2: float
+    epsilon: float
+    n_iter_no_change: int
+    standardize: bool
+    sparsity: object
+    sparsity_weight: float
+    sparsity_target: float
+    sparsity_layers: tuple
+    noise: object
+    noise_level: float
+    contractive_weight: float
+    pretraining: object
+    pretraining_max_iter: int
+    tied_weights: bool
+    device: torch.device
+    precision: str
+    trim_fraction: float
+    contamination: object
+    incremental: bool
+
+    @property
+    def widths(self):
+        """Encoder widths, input first."""
+        return (self.n_features, *self.hidden_layer_sizes, self.n_components)
+
+    @property
+    def regularized(self):
+        """Whether some regularizer keeps the network from learning the identity."""
+        return (
+            (self.sparsity is not None and self.sparsity_weight > 0)
+            or (self.noise is not None and self.noise_level > 0)
+            or self.contractive_weight > 0
+        )
+
+    def check_same_network(self, fitted):
+        """Raise if a warm start would change the network ``fitted`` describes."""
+        for name in ARCHITECTURE:
+            old, new = getattr(fitted, name), getattr(self, name)
+            if old != new:
+                what = "X's number of features" if name == "n_features" else f"{name!r}"
+                raise ValueError(
+                    f"{self.owner} continues training its fitted network (warm_start=True "
+                    f"or partial_fit), but {what} changed from {old!r} to {new!r}. Set "
+                    "warm_start=False and call fit to build a new network."
+                )
+
+
+def _invalid(owner, name, allowed, value):
+    return InvalidParameterError(
+        f"The {name!r} parameter of {owner} must be {allowed}. Got {value!r} instead."
+    )
+
+
+def _integer(params, owner, name):
+    value = params[name]
+    if isinstance(value, (bool, np.bool_)):
+        raise _invalid(owner, name, "an int (not a bool)", value)
+    return None if value is None else int(value)
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _real(params, owner, name):
+    value = params[name]
+    if isinstance(value, (bool, np.bool_)):
+        raise _invalid(owner, name, "a float (not a bool)", value)
+    if value is not None and abs(float(value)) > _FLOAT32_MAX:
+        # training arithmetic is float32: larger factors overflow inside torch
+        raise _invalid(owner, name, f"a float of magnitude at most {_FLOAT32_MAX:.4g} "
+                       "(training runs in float32)", value)
+    return float(value)
+
+
+def _contamination(params, owner):
+    value = params.get("contamination")
+    return value if value is None or isinstance(value, str) else _real(params, owner, "contamination")
+
+
+def _hidden_sizes(value, owner):
+    sizes = (value,) if isinstance(value, Integral) and not isinstance(value, bool) else value
+    try:
+        sizes = tuple(sizes)
+    except TypeError:
+        sizes = None
+    ok = sizes is not None and all(
+        isinstance(s, Integral) and not isinstance(s, (bool, np.bool_)) and s >= 1 for s in sizes
+    )
+    if not ok:
+        raise _invalid(owner, "hidden_layer_sizes", "a sequence of ints >= 1 (or empty)", value)
+    return tuple(int(s) for s in sizes)
+
+
+def _sparse_layers(params, owner, n_layers):
+    value = params["sparsity_layers"]
+    if params["sparsity"] is None:
+        return ()
+    if isinstance(value, str):
+        return (n_layers - 1,) if value == "code" else tuple(range(n_layers))
+    raw = np.asarray(value, dtype=object).ravel().tolist() if np.ndim(value) <= 1 else None
+    ok = bool(raw) and all(
+        isinstance(i, Integral) and not isinstance(i, (bool, np.bool_)) and -n_layers <= i < n_layers
+        for i in raw
+    )
+    if not ok:
+        raise _invalid(
+            owner, "sparsity_layers",
+            f"'code', 'all' or a non-empty sequence of encoder layer indices (ints) in "
+            f"[-{n_layers}, {n_layers - 1}] (0 = first hidden layer, -1 = code)", value,
+        )
+    indices = tuple(sorted({int(i) % n_layers for i in raw}))
+    return indices
+
+
+def _check_data_rules(spec, X):
+    owner = spec.owner
+    if spec.loss == "bce":
+        if spec.standardize:
+            raise ValueError(
+                f"loss='bce' compares reconstructions with X in [0, 1] and cannot be "
+                f"combined with standardize=True on {owner}; use loss='mse' or "
+                "standardize=False."
+            )
+        if spec.output_activation not in UNIT_INTERVAL:
+            raise ValueError(
+                f"loss='bce' needs reconstructions in (0, 1): set output_activation='sigmoid' "
+                f"on {owner}. Got output_activation={spec.output_activation!r}."
+            )
+        if X.size and (X.min() < 0 or X.max() > 1):
+            raise ValueError(
+                f"loss='bce' needs X in [0, 1]; got values in [{X.min():.4g}, {X.max():.4g}]. "
+                "Scale X (e.g. with MinMaxScaler) or use loss='mse'."
+            )
+    if spec.noise in ("masking", "salt_and_pepper") and spec.noise_level > 1:
+        raise _invalid(
+            owner, "noise_level",
+            f"in [0, 1] with noise={spec.noise!r} (a fraction of the entries)", spec.noise_level,
+        )
+    if spec.sparsity == "kl":
+        n_layers = len(spec.hidden_layer_sizes) + 1
+        for i in spec.sparsity_layers:
+            which = "latent_activation" if i == n_layers - 1 else "activation"
+            act = getattr(spec, which)
+            if act not in UNIT_INTERVAL:
+                raise ValueError(
+                    f"sparsity='kl' needs activations in (0, 1) on the chosen layers, but "
+                    f"encoder layer {i} uses {which}={act!r} on {owner}. Set {which}='sigmoid', "
+                    "or use sparsity='l1'."
+                )
+    if spec.early_stopping and not spec.incremental:
+        n_val = int(spec.validation_fraction * X.shape[0])
+        if n_val < 1 or X.shape[0] - n_val < 1:
+            raise ValueError(
+                f"early_stopping=True with validation_fraction={spec.validation_fraction} "
+                f"leaves no validation or no training sample among {X.shape[0]} samples on "
+                f"{owner}. Use more samples, a larger validation_fraction, or "
+                "early_stopping=False."
+            )
+
+
+def resolve(params, owner, X, *, incremental=False):
+    """Resolve validated parameters and the training data into a :class:`Spec`.
+
+    Parameters
+    ----------
+    params : dict
+        ``estimator.get_params(deep=False)``, already checked against the
+        declarative constraints.
+    owner : str
+        Class name for error messages.
+    X : ndarray of shape (n_samples, n_features)
+        Validated training data.
+    incremental : bool, default=False
+        Whether this is a ``partial_fit`` call.
+
+    Returns
+    -------
+    spec : Spec
+    """
+    hidden = _hidden_sizes(params["hidden_layer_sizes"], owner)
+    n_layers = len(hidden) + 1
+    integers = ("n_components", "batch_size", "max_iter", "n_iter_no_change", "pretraining_max_iter")
+    reals = ("alpha", "learning_rate_init", "tol", "momentum", "validation_fraction", "beta_1",
+             "beta_2", "epsilon", "sparsity_weight", "sparsity_target", "noise_level",
+             "contractive_weight")
+    values = {name: _integer(params, owner, name) for name in integers}
+    values.update({name: _real(params, owner, name) for name in reals})
+    if values["pretraining_max_iter"] is None:
+        values["pretraining_max_iter"] = values["max_iter"]
+    flags = ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping", "standardize",
+             "tied_weights")
+    values.update({name: bool(params[name]) for name in flags})
+    values.update({name: params[name] for name in (
+        "activation", "latent_activation", "output_activation", "loss", "solver",
+        "learning_rate", "sparsity", "noise", "pretraining", "precision")})
+    spec = Spec(
+        owner=owner, kind="mlp", n_features=int(X.shape[1]), hidden_layer_sizes=hidden,
+        verbose=bool(params["verbose"]),
+        sparsity_layers=_sparse_layers(params, owner, n_layers),
+        device=resolve_device(params["device"], owner),
+        trim_fraction=_real({"trim_fraction": params.get("trim_fraction", 0.0)}, owner,
+                            "trim_fraction"),
+        contamination=_contamination(params, owner),
+        incremental=incremental,
+        **values,
+    )
+    _check_data_rules(spec, X)
+    return spec
+
