@@ -64,13 +64,6 @@ def _grad(param):
     return param.grad
 
 
-def _backprop_activation_(activation, delta, a):
-    """Multiply ``delta`` in place by the activation's derivative, given its output ``a``."""
-    d = activation.derivative(a)
-    if d is not None:
-        delta.mul_(d)
-
-
 class DirectGradient:
     """Loss and gradients of a covered objective without autograd.
 
@@ -113,7 +106,7 @@ class DirectGradient:
                 layer.activation.apply_(h)
             delta = torch.sub(h, xb, out=self.deltas[-1][:m])
             loss = self._output_error_(delta)
-            _backprop_activation_(self.layers[-1].activation, delta, h)
+            self.layers[-1].activation.backprop_(delta, h)
             for i in range(len(self.layers) - 1, -1, -1):
                 lin = self.layers[i].linear
                 below = x_in if i == 0 else self.outputs[i - 1][:m]
@@ -121,7 +114,7 @@ class DirectGradient:
                 torch.sum(delta, 0, out=_grad(lin.bias))
                 if i > 0:
                     delta = torch.mm(delta, lin.weight, out=self.deltas[i - 1][:m])
-                    _backprop_activation_(self.layers[i - 1].activation, delta, below)
+                    self.layers[i - 1].activation.backprop_(delta, below)
         return loss, {"reconstruction": loss}
 
     def _output_error_(self, diff):

@@ -28,6 +28,9 @@ class Activation:
         ``derivative(post) -> tensor``: its derivative at the pre-activation,
         from its output ``post`` alone; None when that is not possible (the
         derivative is then taken by autograd).
+    backprop_ : callable or None
+        ``backprop_(delta, post)`` multiplies ``delta`` in place by that
+        derivative, with as few temporaries as possible (the fast path).
     glorot_factor : float
         ``factor`` in the Glorot-uniform bound ``sqrt(factor / (fan_in +
         fan_out))`` of the layer it follows: 2 for the logistic, else 6 (as
@@ -38,6 +41,7 @@ class Activation:
     module: Callable[[], nn.Module]
     apply_: Optional[Callable]
     derivative: Optional[Callable]
+    backprop_: Optional[Callable]
     glorot_factor: float = 6.0
 
     def __reduce__(self):
@@ -55,22 +59,34 @@ def _identity_(a):
 
 _LEAKY_SLOPE = 0.01
 
+def _sigmoid_backprop_(delta, post):
+    delta.mul_(post).mul_(1 - post)
+
+
+def _tanh_backprop_(delta, post):
+    delta.mul_(1 - post.square())
+
+
 ACTIVATIONS = {
     a.name: a
     for a in (
-        Activation("identity", nn.Identity, _identity_, lambda post: None),
-        Activation("relu", nn.ReLU, lambda a: a.clamp_(min=0), lambda post: (post > 0).to(post.dtype)),
-        Activation("logistic", nn.Sigmoid, torch.sigmoid_, lambda post: post * (1 - post), 2.0),
-        Activation("sigmoid", nn.Sigmoid, torch.sigmoid_, lambda post: post * (1 - post), 2.0),
-        Activation("tanh", nn.Tanh, torch.tanh_, lambda post: 1 - post.square()),
+        Activation("identity", nn.Identity, _identity_, lambda post: None, lambda d, post: None),
+        Activation("relu", nn.ReLU, lambda a: a.clamp_(min=0),
+                   lambda post: (post > 0).to(post.dtype), lambda d, post: d.mul_(post > 0)),
+        Activation("logistic", nn.Sigmoid, torch.sigmoid_, lambda post: post * (1 - post),
+                   _sigmoid_backprop_, 2.0),
+        Activation("sigmoid", nn.Sigmoid, torch.sigmoid_, lambda post: post * (1 - post),
+                   _sigmoid_backprop_, 2.0),
+        Activation("tanh", nn.Tanh, torch.tanh_, lambda post: 1 - post.square(), _tanh_backprop_),
         Activation(
             "leaky_relu",
             lambda: nn.LeakyReLU(_LEAKY_SLOPE),
             lambda a: F.leaky_relu_(a, _LEAKY_SLOPE),
             lambda post: torch.where(post > 0, 1.0, _LEAKY_SLOPE).to(post.dtype),
+            lambda d, post: d.mul_(torch.where(post > 0, 1.0, _LEAKY_SLOPE)),
         ),
-        Activation("elu", nn.ELU, None, None),
-        Activation("gelu", nn.GELU, None, None),
+        Activation("elu", nn.ELU, None, None, None),
+        Activation("gelu", nn.GELU, None, None, None),
     )
 }
 
