@@ -141,3 +141,12 @@ def test_trimmed_loss_keeps_a_cluster_of_training_anomalies_anomalous():
 
     plain, trimmed = auroc(0.0), auroc(0.3)
     assert trimmed > 0.95 and trimmed > plain + 0.05, (plain, trimmed)
+
+
+def test_predict_never_calls_a_nan_score_an_inlier(blobs, monkeypatch):
+    # scores are never NaN by construction; should one slip through, it is an outlier
+    X, _ = blobs
+    det = AutoencoderAnomalyDetector(2, max_iter=1, random_state=0).fit(X)
+    scores = np.array([np.nan, det.offset_ - 1.0, det.offset_ + 1.0, -np.inf])
+    monkeypatch.setattr(det, "score_samples", lambda X: scores)
+    np.testing.assert_array_equal(det.predict(X[:4]), [-1, -1, 1, -1])
