@@ -111,12 +111,13 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
             The validated training data.
         spec : skae._params.Spec
         """
-        reuse = hasattr(self, "module_") and (incremental or self.warm_start)
+        params = self.get_params(deep=False)  # every parameter is read from here on
+        reuse = hasattr(self, "module_") and (incremental or bool(params["warm_start"]))
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not reuse)
-        spec = resolve(self.get_params(deep=False), type(self).__name__, X, incremental=incremental)
+        spec = resolve(params, type(self).__name__, X, incremental=incremental)
         if reuse:
             spec.check_same_network(self._spec)
-        rng = copy.deepcopy(self._random_state) if reuse else check_random_state(self.random_state)
+        rng = copy.deepcopy(self._random_state) if reuse else check_random_state(params["random_state"])
         seed = int(rng.randint(_INT32_MAX))
         if reuse:  # train copies: the fitted model stays intact should this call fail
             net, state = copy.deepcopy(self.module_), copy.deepcopy(self._train_state)

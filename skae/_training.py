@@ -193,7 +193,8 @@ def _all_finite(net, optimizer):
     tensors = list(net.parameters())
     for st in optimizer.state.values():
         tensors.extend(v for v in st.values() if torch.is_tensor(v) and v.is_floating_point())
-    return torch.stack([torch.isfinite(t).all() for t in tensors]).all()
+    device = tensors[0].device  # some optimizers keep step counters on the CPU
+    return torch.stack([torch.isfinite(t).all().to(device) for t in tensors]).all()
 
 
 def run_epoch(net, data, loss_fn, optimizer, *, index, batch_size, generator, shuffle):

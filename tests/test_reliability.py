@@ -8,6 +8,7 @@ warnings are errors here, so every expected warning is asserted.
 import _thread
 import copy
 import pickle
+import signal
 import threading
 import time
 import warnings
@@ -202,7 +203,19 @@ def _stop_interrupts(timer, stop, guard):
             continue
 
 
-def test_keyboard_interrupt_during_greedy_pretraining_stops_the_fit():
+@pytest.fixture
+def sigint_raises():
+    """Make SIGINT raise KeyboardInterrupt, as in an interactive session.
+
+    A process started in the background (e.g. by a CI runner) may inherit an
+    ignored SIGINT, and ``_thread.interrupt_main`` then does nothing.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_keyboard_interrupt_during_greedy_pretraining_stops_the_fit(sigint_raises):
     # Old: the Ctrl-C only ended the first pretraining stage (warning
     # "Training interrupted by user."); the other stages and the fine-tuning
     # ran on for their 10_000 epochs each (minutes). In this test a
