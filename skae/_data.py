@@ -111,8 +111,9 @@ def training_rows(X, shift=None, scale=None, *, owner):
                 )
         return as_tensor(X, "cpu", torch.float32)
     out = np.empty(X.shape, dtype=np.float32)
-    for a, b in iter_chunks(*X.shape):
-        out[a:b] = (np.asarray(X[a:b], dtype=np.float64) - shift) / scale
+    with np.errstate(over="ignore"):  # overflow to inf is detected just below
+        for a, b in iter_chunks(*X.shape):
+            out[a:b] = (np.asarray(X[a:b], dtype=np.float64) - shift) / scale
     if not np.isfinite(out).all():  # beyond float32 after centring: only if new data is wild
         col = int(np.argmin(np.isfinite(out).all(0)))
         raise ValueError(

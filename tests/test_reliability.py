@@ -487,3 +487,19 @@ def test_detector_defaults_fit_without_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         AutoencoderAnomalyDetector(random_state=0).fit(X)
+
+
+def test_partial_fit_beyond_float32_after_centring_raises_and_keeps_the_model():
+    # the fitted statistics centre and scale new data in float64; a value that
+    # still overflows float32 there cannot be trained on: a clear error naming
+    # X and float32, and the estimator is left as it was
+    X = _normal(100, 4)
+    ae = AutoencoderAnomalyDetector(n_components=2, random_state=0).partial_fit(X)
+    before = _params(ae)
+    wild = X.copy()
+    wild[0, 2] = 1e300
+    with pytest.raises(ValueError, match="feature 2.*float32"):
+        ae.partial_fit(wild)
+    after = _params(ae)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert ae.n_iter_ == 1
