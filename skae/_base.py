@@ -105,12 +105,19 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
     def _fit(self, X, incremental=False):
         """Fit from scratch, or continue (warm start, partial fit); call in a transaction.
 
+        Runs with autograd enabled even when called under ``torch.no_grad()`` or
+        ``torch.inference_mode()``: training needs gradients.
+
         Returns
         -------
         X : ndarray
             The validated training data.
         spec : skae._params.Spec
         """
+        with torch.inference_mode(False), torch.enable_grad():
+            return self._fit_with_grad(X, incremental)
+
+    def _fit_with_grad(self, X, incremental):
         params = self.get_params(deep=False)  # every parameter is read from here on
         reuse = hasattr(self, "module_") and (incremental or bool(params["warm_start"]))
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not reuse)

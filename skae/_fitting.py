@@ -87,13 +87,15 @@ def _width(spec):
     return max(spec.widths)
 
 
-def _stopping(spec, data, seed, n_rows):
+def _stopping(spec, data, seed, n_rows, state):
     """``(train_index, callbacks)`` deciding when training stops."""
     callbacks = [NonFiniteGuard()]
     index = None
     if spec.early_stopping and not spec.incremental:
         n_val = int(spec.validation_fraction * n_rows)
-        perm = torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed))
+        split_seed = seed if state.split_seed is None else state.split_seed
+        state.split_seed = split_seed  # a warm start holds out the same rows
+        perm = torch.randperm(n_rows, generator=torch.Generator().manual_seed(split_seed))
         val_index, index = (p.to(data.index_device) for p in (perm[:n_val], perm[n_val:]))
 
         def error(net, x):
@@ -152,7 +154,9 @@ def train(spec, X, net, state, *, seed, optimizer_state=None, pretrain=False):
         resume(optimizer, optimizer_state)
     generators = Generators(seed + 1)
     objective = build_objective(spec, rows, generators(spec.device))
-    index, callbacks = _stopping(spec, data, seed, X.shape[0])
+    if not spec.incremental:  # a new call to fit: a fresh optimizer, a fresh count
+        state.no_improvement_count = 0
+    index, callbacks = _stopping(spec, data, seed, X.shape[0], state)
     max_iter = 1 if spec.incremental else spec.max_iter
     if spec.verbose:
         callbacks.append(Progress(max_iter))

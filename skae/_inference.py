@@ -165,6 +165,11 @@ def reconstruction_errors(net, X, loss, width, per_feature):
         for a, b in iter_chunks(X.shape[0], width):
             xb = as_tensor(X[a:b], device, dtype)
             _check_finite_input(xb)
+            if loss == "bce" and xb.numel() and (xb.min() < 0 or xb.max() > 1):
+                raise ValueError(
+                    f"loss='bce' needs X in [0, 1]; got values in [{float(xb.min()):.4g}, "
+                    f"{float(xb.max()):.4g}]. Scale X as for fit (e.g. with MinMaxScaler)."
+                )
             xs = standardize(xb)
             y = core(xs)
             errors = elementwise_error(y.to(torch.float64), xs.to(torch.float64), loss)

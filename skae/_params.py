@@ -165,6 +165,10 @@ def _integer(params, owner, name):
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+#: Strictly positive factors of float32 arithmetic: below float32's smallest
+#: normal number they vanish (a learning rate) or divide by zero (epsilon).
+_POSITIVE_FLOAT32 = ("learning_rate_init", "epsilon")
 
 
 def _real(params, owner, name):
@@ -175,6 +179,9 @@ def _real(params, owner, name):
         # training arithmetic is float32: larger factors overflow inside torch
         raise _invalid(owner, name, f"a float of magnitude at most {_FLOAT32_MAX:.4g} "
                        "(training runs in float32)", value)
+    if name in _POSITIVE_FLOAT32 and 0 < float(value) < _FLOAT32_TINY:
+        raise _invalid(owner, name, f"a float of at least {_FLOAT32_TINY:.4g} (float32's "
+                       "smallest normal number; training runs in float32)", value)
     return float(value)
 
 
@@ -185,10 +192,9 @@ def _contamination(params, owner):
 
 def _hidden_sizes(value, owner):
     sizes = (value,) if isinstance(value, Integral) and not isinstance(value, bool) else value
-    try:
-        sizes = tuple(sizes)
-    except TypeError:
-        sizes = None
+    ordered = isinstance(sizes, (list, tuple, range, np.ndarray))  # not a set or dict
+    sizes = tuple(np.asarray(sizes, dtype=object).ravel()) if ordered and np.ndim(sizes) == 1 else (
+        () if ordered and np.size(sizes) == 0 else None)
     ok = sizes is not None and all(
         isinstance(s, Integral) and not isinstance(s, (bool, np.bool_)) and s >= 1 for s in sizes
     )
@@ -207,11 +213,11 @@ def _sparse_layers(params, owner, n_layers):
     ok = bool(raw) and all(
         isinstance(i, Integral) and not isinstance(i, (bool, np.bool_)) and -n_layers <= i < n_layers
         for i in raw
-    )
+    ) and len({int(i) % n_layers for i in raw}) == len(raw)
     if not ok:
         raise _invalid(
             owner, "sparsity_layers",
-            f"'code', 'all' or a non-empty sequence of encoder layer indices (ints) in "
+            f"'code', 'all' or a non-empty sequence of distinct encoder layer indices (ints) in "
             f"[-{n_layers}, {n_layers - 1}] (0 = first hidden layer, -1 = code)", value,
         )
     indices = tuple(sorted({int(i) % n_layers for i in raw}))

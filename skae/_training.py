@@ -26,7 +26,8 @@ class TrainState:
     loss_curve : list of float
         Mean training loss (all terms) per epoch.
     terms : dict of str to list of float
-        Mean of each loss part per epoch, keyed by name.
+        Mean of each loss part per epoch, keyed by name; 0 for the epochs in
+        which a part was not in the loss, so every list has ``n_iter`` values.
     validation_scores : list of float
         Validation score per epoch (higher is better), when validating.
     best_loss : float
@@ -35,6 +36,9 @@ class TrainState:
         Highest validation score seen.
     no_improvement_count : int
         Consecutive epochs without an improvement larger than ``tol``.
+    split_seed : int or None
+        Seed of the early-stopping split, fixed by the first fit so that warm
+        starts hold out the same rows.
     """
 
     n_iter: int = 0
@@ -44,6 +48,7 @@ class TrainState:
     best_loss: float = math.inf
     best_validation_score: float = -math.inf
     no_improvement_count: int = 0
+    split_seed: int = None
 
 
 @dataclass
@@ -116,6 +121,10 @@ class EarlyStopping(Callback):
     def __init__(self, score, tol):
         self.score, self.tol = score, tol
         self.best = None
+
+    def on_train_begin(self, loop):
+        """Start from this call's weights: the best epoch is one of this call's."""
+        loop.state.best_validation_score = -math.inf
 
     def on_epoch_end(self, loop):
         """Record the validation score; keep the best weights."""
@@ -309,8 +318,11 @@ def _loop(loop, data, loss_fn, max_iter, batch_size, generator, index, shuffle, 
             loop.loss, loop.finite = values[0], values[-1] == 1.0
             state.n_iter += 1
             state.loss_curve.append(loop.loss)
-            for name, value in zip(names, values[1:-1]):
-                state.terms.setdefault(name, []).append(value)
+            record = dict(zip(names, values[1:-1]))
+            for name in record.keys() - state.terms.keys():  # a term new in this call
+                state.terms[name] = [0.0] * (state.n_iter - 1)  # was absent (weight 0) before
+            for name, curve in state.terms.items():
+                curve.append(record.get(name, 0.0))
             reason = None
             for cb in callbacks:
                 reason = cb.on_epoch_end(loop) or reason

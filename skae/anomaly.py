@@ -126,7 +126,8 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the samples, stop when the
         validation score has not improved by ``tol`` for ``n_iter_no_change``
-        epochs, and restore the weights of the best epoch.
+        epochs, and restore the weights of the best epoch of that call. Warm
+        starts hold out the same rows as the first fit.
 
     validation_fraction : float, default=0.1
         Share of the samples held out with ``early_stopping``, in (0, 1).
@@ -255,7 +256,8 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
 
     loss_terms_ : dict of str to list of float
         Mean of each term of the training loss per epoch (``"reconstruction"``,
-        and one entry per regularizer).
+        and one entry per regularizer). Every list has ``n_iter_`` values: a
+        term is 0 in the epochs it was not part of the loss.
 
     best_loss_ : float
         Lowest training loss reached.

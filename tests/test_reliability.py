@@ -503,3 +503,87 @@ def test_partial_fit_beyond_float32_after_centring_raises_and_keeps_the_model():
     after = _params(ae)
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert ae.n_iter_ == 1
+
+
+# ------------------------------------------- found by reviewing the rewrite
+def test_warm_start_with_early_stopping_restores_this_calls_best_epoch():
+    # the best score of an earlier call used to carry over: no epoch of the
+    # warm start beat it, so nothing was restored and the attribute named a
+    # score whose weights the model no longer had
+    X = _normal(300, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = AutoencoderTransformer(2, max_iter=30, early_stopping=True,
+                                     validation_fraction=0.3, random_state=0).fit(X)
+        n_first = est.n_iter_
+        est.set_params(warm_start=True, max_iter=5, solver="sgd", alpha=50.0,
+                       learning_rate_init=0.01).fit(X)
+    this_call = est.validation_scores_[n_first:]
+    assert len(this_call) == est.n_iter_ - n_first
+    assert est.best_validation_score_ == max(this_call)
+
+
+def test_loss_terms_stay_aligned_with_epochs_when_a_term_is_switched_on():
+    X = _normal(100, 4)
+    est = AutoencoderTransformer(2, max_iter=3, tol=1e3, n_iter_no_change=1,
+                                 random_state=0).fit(X)
+    est.set_params(sparsity="l1", sparsity_weight=1.0).partial_fit(X)
+    assert all(len(curve) == est.n_iter_ == len(est.loss_curve_)
+               for curve in est.loss_terms_.values())
+    assert est.loss_terms_["sparsity"][:-1] == [0.0] * (est.n_iter_ - 1)
+    assert est.loss_terms_["sparsity"][-1] > 0
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_bce_inference_outside_unit_interval_raises_naming_the_loss(Estimator):
+    X = (_normal(100, 4) > 0).astype(float)
+    est = Estimator(2, loss="bce", output_activation="sigmoid", standardize=False,
+                    max_iter=3, tol=1e3, n_iter_no_change=1, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="loss='bce' needs X in"):
+        est.score_samples(X * 2 - 0.5)
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+@pytest.mark.parametrize("params", [dict(contractive_weight=0.1), dict(sparsity="l1"),
+                                    dict(precision="bfloat16"), dict()])
+def test_fit_inside_a_no_grad_block_trains(mode, params):
+    X = _normal(100, 4)
+    context = torch.no_grad() if mode == "no_grad" else torch.inference_mode()
+    with context:
+        est = AutoencoderTransformer(2, max_iter=3, tol=1e3, n_iter_no_change=1,
+                                     random_state=0, **params).fit(X)
+        est.partial_fit(X)
+    reference = AutoencoderTransformer(2, max_iter=3, tol=1e3, n_iter_no_change=1,
+                                       random_state=0, **params).fit(X).partial_fit(X)
+    np.testing.assert_array_equal(est.transform(X), reference.transform(X))
+
+
+def test_fit_ignores_torchs_default_dtype():
+    X = _normal(100, 4)
+    reference = AutoencoderTransformer(2, max_iter=3, tol=1e3, n_iter_no_change=1,
+                                       random_state=0).fit(X).transform(X)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        est = AutoencoderTransformer(2, max_iter=3, tol=1e3, n_iter_no_change=1,
+                                     random_state=0).fit(X)
+    finally:
+        torch.set_default_dtype(previous)
+    assert all(p.dtype == torch.float32 for p in est.module_.parameters())
+    np.testing.assert_array_equal(est.transform(X), reference)
+
+
+@pytest.mark.parametrize(
+    "params, name",
+    [
+        (dict(epsilon=1e-320), "epsilon"),
+        (dict(learning_rate_init=1e-45), "learning_rate_init"),
+        (dict(hidden_layer_sizes={4: 1}), "hidden_layer_sizes"),
+        (dict(hidden_layer_sizes={64, 8}), "hidden_layer_sizes"),
+        (dict(sparsity="l1", hidden_layer_sizes=(4,), sparsity_layers=[0, 0]), "sparsity_layers"),
+        (dict(sparsity="l1", hidden_layer_sizes=(4,), sparsity_layers=[1, -1]), "sparsity_layers"),
+    ],
+)
+def test_degenerate_parameters_raise_naming_them(params, name):
+    with pytest.raises(ValueError, match=f"'{name}'"):
+        AutoencoderTransformer(2, max_iter=1, random_state=0, **params).fit(_normal(20, 4))

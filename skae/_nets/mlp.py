@@ -52,7 +52,7 @@ class TiedLinear(nn.Module):
         super().__init__()
         self.source = source
         self.in_features, self.out_features = source.out_features, source.in_features
-        self.bias = nn.Parameter(torch.zeros(source.in_features))
+        self.bias = nn.Parameter(torch.zeros(source.in_features, dtype=source.weight.dtype))
 
     @property
     def weight(self):
@@ -210,12 +210,13 @@ class MLPAutoencoder(_Layered):
         widths = [n_features, *hidden_layer_sizes, n_components]
         enc_acts = [activation] * len(hidden_layer_sizes) + [latent_activation]
         dec_acts = [activation] * len(hidden_layer_sizes) + [output_activation]
-        enc_linears = [nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])]
+        f32 = dict(dtype=torch.float32)  # whatever torch's default dtype is
+        enc_linears = [nn.Linear(a, b, **f32) for a, b in zip(widths[:-1], widths[1:])]
         rev = widths[::-1]
         if tied_weights:
             dec_linears = [TiedLinear(lin) for lin in reversed(enc_linears)]
         else:
-            dec_linears = [nn.Linear(a, b) for a, b in zip(rev[:-1], rev[1:])]
+            dec_linears = [nn.Linear(a, b, **f32) for a, b in zip(rev[:-1], rev[1:])]
         self.encoder_layers = self._dense(enc_linears, enc_acts)
         self.decoder_layers = self._dense(dec_linears, dec_acts)
         self.standardizer = self.destandardizer = None
