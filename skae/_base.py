@@ -184,10 +184,6 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
             self.pretraining_loss_curves_ = result.pretraining_curves
 
     # --------------------------------------------------------------- inference
-    @staticmethod
-    def _width(spec):
-        return max(spec.widths)
-
     def _validate_X(self, X):
         """Validate input to an inference method (finiteness is checked per chunk)."""
         check_is_fitted(self)
@@ -197,7 +193,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
 
     def _apply(self, X, parts, n_out):
         return _inference.transform(
-            self.module_, X, parts, n_out, self._width(self._spec), type(self).__name__
+            self.module_, X, parts, n_out, self._spec.max_width, type(self).__name__
         )
 
     def _encode(self, X):
@@ -211,7 +207,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
 
     def _errors(self, X, per_feature):
         return _inference.reconstruction_errors(
-            self.module_, X, self._spec.loss, self._width(self._spec), per_feature
+            self.module_, X, self._spec.loss, self._spec.max_width, per_feature
         )
 
     def reconstruct(self, X):

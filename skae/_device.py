@@ -99,6 +99,11 @@ def resolve_device(device, owner):
     return resolved
 
 
+def device_of(net):
+    """Device of a network's parameters."""
+    return next(net.parameters()).device
+
+
 def stage_on_device(n_bytes, device):
     """Whether training data of ``n_bytes`` is copied to ``device`` whole."""
     if device.type != "cuda":

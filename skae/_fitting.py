@@ -83,10 +83,6 @@ def resume(optimizer, saved):
     optimizer.load_state_dict(saved)
 
 
-def _width(spec):
-    return max(spec.widths)
-
-
 def _stopping(spec, data, seed, n_rows, state):
     """``(train_index, callbacks)`` deciding when training stops."""
     callbacks = [NonFiniteGuard()]
@@ -102,7 +98,7 @@ def _stopping(spec, data, seed, n_rows, state):
             return elementwise_error(net.forward_standardized(x).reconstruction, x, spec.loss)
 
         def score(net):
-            return -mean_error(net, data, val_index, error, _width(spec))
+            return -mean_error(net, data, val_index, error, spec.max_width)
 
         callbacks.append(EarlyStopping(score, spec.tol))
     else:

@@ -11,20 +11,24 @@ import numpy as np
 import torch
 
 from ._data import iter_chunks
-from ._device import as_tensor
-from ._objective import elementwise_error
+from ._device import as_tensor, device_of
+from ._objective import check_bce_range, elementwise_error
+
+
+def _finite(x):
+    """Whether every element of ``x`` is finite: one fast reduction when they are."""
+    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
 
 
 def _check_finite_input(x):
     """Raise scikit-learn's errors when ``x`` holds NaN or infinity."""
-    if torch.isfinite(x.sum()):  # one fast reduction; overflow is told apart below
+    if _finite(x):
         return
     if torch.isnan(x).any():
         raise ValueError("Input X contains NaN.")
-    if not torch.isfinite(x).all():
-        raise ValueError(
-            f"Input X contains infinity or a value too large for dtype('{str(x.dtype)[6:]}')."
-        )
+    raise ValueError(
+        f"Input X contains infinity or a value too large for dtype('{str(x.dtype)[6:]}')."
+    )
 
 
 class Forward:
@@ -80,10 +84,6 @@ def _dtype(X):
     return torch.float64 if X.dtype == np.float64 else torch.float32
 
 
-def _device(net):
-    return next(net.parameters()).device
-
-
 def transform(net, X, parts, n_out, width, owner):
     """Run the network's ``parts`` over ``X`` in chunks.
 
@@ -110,7 +110,7 @@ def transform(net, X, parts, n_out, width, owner):
     ValueError
         When the input is not finite, or a result overflows X's dtype.
     """
-    device, dtype = _device(net), _dtype(X)
+    device, dtype = device_of(net), _dtype(X)
     forward = Forward(net.inference_steps(parts), dtype)
     out = np.empty((X.shape[0], n_out), dtype=X.dtype)
     in_place = device.type == "cpu"
@@ -122,7 +122,7 @@ def transform(net, X, parts, n_out, width, owner):
                 y = forward(xb, out=torch.from_numpy(out[a:b]))
             else:
                 y = forward(xb)
-            if not torch.isfinite(y.sum()) and not torch.isfinite(y).all():
+            if not _finite(y):
                 raise ValueError(
                     f"{owner}: the result for some of the samples {a}..{b - 1} overflows "
                     f"{X.dtype}: their values are too large for the network in this dtype. "
@@ -137,7 +137,7 @@ def reconstruction_errors(net, X, loss, width, per_feature):
     """Reconstruction error of every sample (or element) of ``X``, in chunks.
 
     Errors are measured in the units the network trains in (standard
-    deviations when standardizing) and computed in float64. An error that
+    deviations when standardizing), in X's dtype. An error that
     overflows (or is NaN because an intermediate overflowed) is +inf: such a
     sample is the most anomalous there is; no NaN is returned.
 
@@ -156,7 +156,7 @@ def reconstruction_errors(net, X, loss, width, per_feature):
     -------
     errors : ndarray of shape (n_samples,) or (n_samples, n_features), in X's dtype
     """
-    device, dtype = _device(net), _dtype(X)
+    device, dtype = device_of(net), _dtype(X)
     standardize = Forward(net.inference_steps(("standardize",)), dtype)
     core = Forward(net.inference_steps(("core",)), dtype)
     shape = X.shape if per_feature else X.shape[:1]
@@ -165,14 +165,12 @@ def reconstruction_errors(net, X, loss, width, per_feature):
         for a, b in iter_chunks(X.shape[0], width):
             xb = as_tensor(X[a:b], device, dtype)
             _check_finite_input(xb)
-            if loss == "bce" and xb.numel() and (xb.min() < 0 or xb.max() > 1):
-                raise ValueError(
-                    f"loss='bce' needs X in [0, 1]; got values in [{float(xb.min()):.4g}, "
-                    f"{float(xb.max()):.4g}]. Scale X as for fit (e.g. with MinMaxScaler)."
-                )
+            if loss == "bce" and xb.numel():
+                low, high = torch.aminmax(xb)
+                check_bce_range(float(low), float(high), "Scale X as for fit.")
             xs = standardize(xb)
-            y = core(xs)
-            errors = elementwise_error(y.to(torch.float64), xs.to(torch.float64), loss)
+            # in X's dtype: an error beyond it is inf, which the rule below keeps
+            errors = elementwise_error(core(xs), xs, loss)
             if not per_feature:
                 errors = errors.mean(1)
             errors = errors.nan_to_num(nan=torch.inf, posinf=torch.inf).to(dtype)

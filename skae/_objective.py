@@ -40,6 +40,22 @@ def elementwise_error(x_hat, x, loss):
     return F.binary_cross_entropy(x_hat.clamp(_BCE_EPS, 1 - _BCE_EPS), x, reduction="none")
 
 
+def check_bce_range(low, high, hint):
+    """Raise ValueError unless ``[low, high]`` lies in [0, 1], as ``loss="bce"`` needs.
+
+    Parameters
+    ----------
+    low, high : float
+        Smallest and largest value of X.
+    hint : str
+        What to do about it, appended to the message.
+    """
+    if low < 0 or high > 1:
+        raise ValueError(
+            f"loss='bce' needs X in [0, 1]; got values in [{low:.4g}, {high:.4g}]. {hint}"
+        )
+
+
 def n_kept(m, trim):
     """Samples of a batch of ``m`` that a trimmed loss keeps: ``m - ceil(trim m)``, at least 1."""
     return max(1, m - math.ceil(trim * m))

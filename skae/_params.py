@@ -16,6 +16,7 @@ import torch
 from ._compat import Interval, InvalidParameterError, StrOptions
 from ._device import resolve_device
 from ._nets.activations import ACTIVATIONS, UNIT_INTERVAL
+from ._objective import check_bce_range
 
 _ACTIVATION = StrOptions(set(ACTIVATIONS))
 
@@ -61,8 +62,9 @@ CONSTRAINTS = {
     "precision": [StrOptions({"float32", "tf32", "bfloat16"})],
 }
 
-#: Parameters that define the network: a warm start may not change them.
-ARCHITECTURE = ("n_features", "n_components", "hidden_layer_sizes", "activation",
+#: Parameters that define the network: a warm start may not change them (a new
+#: number of features is rejected earlier, by scikit-learn's validate_data).
+ARCHITECTURE = ("n_components", "hidden_layer_sizes", "activation",
                 "latent_activation", "output_activation", "standardize", "tied_weights")
 
 
@@ -130,6 +132,11 @@ class Spec:
         return (self.n_features, *self.hidden_layer_sizes, self.n_components)
 
     @property
+    def max_width(self):
+        """Widest layer: bounds the rows per inference or validation chunk."""
+        return max(self.widths)
+
+    @property
     def regularized(self):
         """Whether some regularizer keeps the network from learning the identity."""
         return (
@@ -143,10 +150,9 @@ class Spec:
         for name in ARCHITECTURE:
             old, new = getattr(fitted, name), getattr(self, name)
             if old != new:
-                what = "X's number of features" if name == "n_features" else f"{name!r}"
                 raise ValueError(
                     f"{self.owner} continues training its fitted network (warm_start=True "
-                    f"or partial_fit), but {what} changed from {old!r} to {new!r}. Set "
+                    f"or partial_fit), but {name!r} changed from {old!r} to {new!r}. Set "
                     "warm_start=False and call fit to build a new network."
                 )
 
@@ -238,10 +244,9 @@ def _check_data_rules(spec, X):
                 f"loss='bce' needs reconstructions in (0, 1): set output_activation='sigmoid' "
                 f"on {owner}. Got output_activation={spec.output_activation!r}."
             )
-        if X.size and (X.min() < 0 or X.max() > 1):
-            raise ValueError(
-                f"loss='bce' needs X in [0, 1]; got values in [{X.min():.4g}, {X.max():.4g}]. "
-                "Scale X (e.g. with MinMaxScaler) or use loss='mse'."
+        if X.size:
+            check_bce_range(
+                X.min(), X.max(), "Scale X (e.g. with MinMaxScaler) or use loss='mse'."
             )
     if spec.noise in ("masking", "salt_and_pepper") and spec.noise_level > 1:
         raise _invalid(

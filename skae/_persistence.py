@@ -9,6 +9,8 @@ import copy
 
 import torch
 
+from ._device import device_of
+
 
 def to_cpu(obj):
     """A copy of ``obj`` (tensors, dicts, lists, tuples) with every tensor on the CPU."""
@@ -19,11 +21,6 @@ def to_cpu(obj):
     if isinstance(obj, (list, tuple)):
         return type(obj)(to_cpu(v) for v in obj)
     return copy.deepcopy(obj)
-
-
-def device_of(net):
-    """Device of a network's parameters."""
-    return next(net.parameters()).device
 
 
 def get_state(state):

@@ -294,19 +294,10 @@ def fit_module(net, data, loss_fn, optimizer, state, *, max_iter, batch_size, ge
     n = data.n_rows if index is None else index.shape[0]
     batch_size = max(1, min(batch_size, n))
     loop = Loop(net, optimizer, state)
-    try:
-        return _loop(loop, data, loss_fn, max_iter, batch_size, generator, index, shuffle, callbacks)
-    finally:
-        for cb in callbacks:
-            cb.close()
-
-
-def _loop(loop, data, loss_fn, max_iter, batch_size, generator, index, shuffle, callbacks):
-    net, optimizer, state = loop.net, loop.optimizer, loop.state
     status = "max_iter"
-    for cb in callbacks:
-        cb.on_train_begin(loop)
     try:
+        for cb in callbacks:
+            cb.on_train_begin(loop)
         net.train()
         for _ in range(max_iter):
             means, names = run_epoch(
@@ -316,13 +307,7 @@ def _loop(loop, data, loss_fn, max_iter, batch_size, generator, index, shuffle, 
             flag = _all_finite(net, optimizer).to(means.dtype).reshape(1)
             values = torch.cat([means, flag]).tolist()  # the one host synchronisation
             loop.loss, loop.finite = values[0], values[-1] == 1.0
-            state.n_iter += 1
-            state.loss_curve.append(loop.loss)
-            record = dict(zip(names, values[1:-1]))
-            for name in record.keys() - state.terms.keys():  # a term new in this call
-                state.terms[name] = [0.0] * (state.n_iter - 1)  # was absent (weight 0) before
-            for name, curve in state.terms.items():
-                curve.append(record.get(name, 0.0))
+            _record(state, loop.loss, dict(zip(names, values[1:-1])))
             reason = None
             for cb in callbacks:
                 reason = cb.on_epoch_end(loop) or reason
@@ -332,10 +317,23 @@ def _loop(loop, data, loss_fn, max_iter, batch_size, generator, index, shuffle, 
                 break
     except KeyboardInterrupt:
         status = "interrupted"
+    finally:
+        for cb in callbacks:
+            cb.close()
     net.eval()
     for cb in callbacks:
         cb.on_train_end(loop, status)
     return status
+
+
+def _record(state, loss, parts):
+    """Append an epoch's loss and parts; a part new in this call reads 0 before it."""
+    state.n_iter += 1
+    state.loss_curve.append(loss)
+    for name in parts.keys() - state.terms.keys():
+        state.terms[name] = [0.0] * (state.n_iter - 1)
+    for name, curve in state.terms.items():
+        curve.append(parts.get(name, 0.0))
 
 
 def make_optimizer(net, *, solver, learning_rate_init, alpha, momentum, nesterovs_momentum,

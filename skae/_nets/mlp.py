@@ -201,8 +201,6 @@ class MLPAutoencoder(_Layered):
         Make each decoder weight the transpose of the mirrored encoder weight.
     """
 
-    kind = "mlp"
-
     def __init__(self, n_features, hidden_layer_sizes, n_components, activation,
                  latent_activation, output_activation, shift=None, scale=None,
                  tied_weights=False):
@@ -234,7 +232,6 @@ class MLPAutoencoder(_Layered):
         self.encoder = nn.Sequential(*enc_mods)
         self.decoder = nn.Sequential(*dec_mods)
         self.tied_weights = tied_weights
-        self.n_features, self.n_components = n_features, n_components
 
     @staticmethod
     def _dense(linears, names):
