@@ -1,8 +1,14 @@
 """scikit-learn compatible autoencoders, trained with PyTorch."""
 
+from ._base import PosteriorCollapseWarning
 from .anomaly import AutoencoderAnomalyDetector
 from .transformer import AutoencoderTransformer
 
 __version__ = "0.1.0"
 
-__all__ = ["AutoencoderAnomalyDetector", "AutoencoderTransformer", "__version__"]
+__all__ = [
+    "AutoencoderAnomalyDetector",
+    "AutoencoderTransformer",
+    "PosteriorCollapseWarning",
+    "__version__",
+]

@@ -24,6 +24,17 @@ from ._training import TrainState
 
 _INT32_MAX = np.iinfo(np.int32).max
 
+#: Posterior collapse: every latent unit's mean KL below this many nats.
+COLLAPSE_KL = 0.01
+
+
+class PosteriorCollapseWarning(UserWarning):
+    """Warning that a variational autoencoder's code carries no information.
+
+    Raised by ``fit`` and ``partial_fit`` when every latent unit's mean KL
+    divergence from the prior (``latent_kl_``) is below 0.01 nats.
+    """
+
 
 class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
     """Base class for autoencoder estimators.
@@ -45,7 +56,8 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon,
         n_iter_no_change, standardize, sparsity, sparsity_weight, sparsity_target,
         sparsity_layers, noise, noise_level, contractive_weight, pretraining,
-        pretraining_max_iter, tied_weights, device, precision,
+        pretraining_max_iter, tied_weights, variational, kl_weight, kl_warmup,
+        n_importance_samples, device, precision,
     ):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -83,6 +95,10 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         self.pretraining = pretraining
         self.pretraining_max_iter = pretraining_max_iter
         self.tied_weights = tied_weights
+        self.variational = variational
+        self.kl_weight = kl_weight
+        self.kl_warmup = kl_warmup
+        self.n_importance_samples = n_importance_samples
         self.device = device
         self.precision = precision
 
@@ -136,7 +152,19 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
             optimizer_state=self._optimizer_state if resume else None,
             pretrain=not reuse and spec.pretraining == "greedy",
         )
+        latent_kl = _inference.latent_kl(net, X, spec.max_width) if spec.variational else None
         self._publish(spec, net, state, result, rng, fresh=not reuse)
+        self.latent_kl_ = latent_kl
+        if not reuse:
+            self._inference_seed = seed
+        if latent_kl is not None and not incremental and latent_kl.max() < COLLAPSE_KL:
+            warnings.warn(
+                f"{spec.owner}: posterior collapse: every latent unit's mean KL divergence "
+                f"from the prior is below {COLLAPSE_KL} nats (largest {latent_kl.max():.2g}), "
+                "so the decoder ignores the code. Lower kl_weight, raise kl_warmup, use a "
+                "smaller or shallower decoder (hidden_layer_sizes), or train longer.",
+                PosteriorCollapseWarning, stacklevel=4,
+            )
         if result.status == "interrupted":
             warnings.warn("Training interrupted by user.", UserWarning, stacklevel=4)
         elif result.status == "max_iter" and not incremental and self._warn_on_max_iter:
@@ -209,6 +237,15 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         return _inference.reconstruction_errors(
             self.module_, X, self._spec.loss, self._spec.max_width, per_feature
         )
+
+    def _log_likelihood(self, X):
+        spec = self._spec
+        return _inference.log_likelihood(
+            self.module_, X, spec.n_importance_samples, self._inference_seed, spec.max_width
+        )
+
+    def _feature_nll(self, X):
+        return _inference.feature_negative_log_likelihood(self.module_, X, self._spec.max_width)
 
     def reconstruct(self, X):
         """Encode and decode ``X``.

@@ -14,7 +14,7 @@ import torch
 from ._data import row_source, training_rows
 from ._device import training_context, training_threads
 from ._fastpath import loss_function
-from ._objective import build_objective, elementwise_error
+from ._objective import build_objective, elementwise_error, gaussian_kl
 from ._pretraining import pretrain_greedy
 from ._training import (
     EarlyStopping,
@@ -22,6 +22,7 @@ from ._training import (
     NonFiniteGuard,
     Plateau,
     Progress,
+    TermSchedule,
     fit_module,
     make_optimizer,
     mean_error,
@@ -95,6 +96,12 @@ def _stopping(spec, data, seed, n_rows, state):
         val_index, index = (p.to(data.index_device) for p in (perm[:n_val], perm[n_val:]))
 
         def error(net, x):
+            if spec.variational:  # the negative ELBO, on noise fixed across epochs
+                noise = torch.randn((x.shape[0], spec.n_components), dtype=x.dtype,
+                                    generator=torch.Generator().manual_seed(split_seed))
+                out = net.forward_standardized(x, noise=noise.to(x.device))
+                nelbo = net.negative_log_likelihood(out, x) + gaussian_kl(out.mean, out.log_variance)
+                return nelbo.unsqueeze(1)
             return elementwise_error(net.forward_standardized(x).reconstruction, x, spec.loss)
 
         def score(net):
@@ -153,6 +160,7 @@ def train(spec, X, net, state, *, seed, optimizer_state=None, pretrain=False):
     if not spec.incremental:  # a new call to fit: a fresh optimizer, a fresh count
         state.no_improvement_count = 0
     index, callbacks = _stopping(spec, data, seed, X.shape[0], state)
+    callbacks.append(TermSchedule(objective.terms))
     max_iter = 1 if spec.incremental else spec.max_iter
     if spec.verbose:
         callbacks.append(Progress(max_iter))

@@ -7,11 +7,14 @@ the CPU, results are written straight into the output array. Finiteness is
 checked chunk by chunk while the chunk is in cache.
 """
 
+import math
+
 import numpy as np
 import torch
 
 from ._data import iter_chunks
 from ._device import as_tensor, device_of
+from ._nets.variational import LOG_2PI, posterior_std
 from ._objective import check_bce_range, elementwise_error
 
 
@@ -176,3 +179,116 @@ def reconstruction_errors(net, X, loss, width, per_feature):
             errors = errors.nan_to_num(nan=torch.inf, posinf=torch.inf).to(dtype)
             out[a:b] = errors.cpu().numpy()
     return out
+
+
+# ------------------------------------------------------------- variational
+def _standard_normal(shape, seed, device, dtype):
+    """Standard normal draws from ``seed``, the same on every device and dtype."""
+    draws = torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return draws.to(device=device, dtype=dtype)
+
+
+class _Variational:
+    """Chunked passes of a variational network over ``X``, in X's dtype."""
+
+    def __init__(self, net, X):
+        self.net, self.device, self.dtype = net, device_of(net), _dtype(X)
+        self.standardize = Forward(net.inference_steps(("standardize",)), self.dtype)
+        self.posterior = Forward(net.inference_steps(("posterior",)), self.dtype)
+        self.logits = Forward(net.inference_steps(("logits",)), self.dtype)
+        s = net.log_noise_variance
+        self.log_var = None if s is None else s.detach().to(self.dtype)
+
+    def chunks(self, X, width):
+        """Yield ``(a, b, standardized rows, mean, log_variance)``."""
+        k = self.net.n_components
+        for a, b in iter_chunks(X.shape[0], width):
+            xb = as_tensor(X[a:b], self.device, self.dtype)
+            _check_finite_input(xb)
+            if self.net.likelihood == "bernoulli" and xb.numel():
+                low, high = torch.aminmax(xb)
+                check_bce_range(float(low), float(high), "Scale X as for fit.")
+            xs = self.standardize(xb)
+            stats = self.posterior(xs)
+            yield a, b, xs, stats[:, :k], 2.0 * torch.log(posterior_std(stats[:, k:]))
+
+    def elementwise_log_likelihood(self, logits, x):
+        """``log p(x_j | z)`` of every element, from the last layer's logits."""
+        if self.net.likelihood == "bernoulli":
+            return x * logits - torch.nn.functional.softplus(logits)
+        mean = self.net.decoder_layers[-1].module(logits)
+        return -0.5 * ((mean - x).square() * torch.exp(-self.log_var) + self.log_var + LOG_2PI)
+
+
+def log_likelihood(net, X, n_samples, seed, width):
+    """Importance-weighted estimate of ``log p(x)`` for every sample of ``X``.
+
+    ``log (1/K) sum_k p(x | z_k) p(z_k) / q(z_k | x)`` with ``z_k = mean(x)
+    + exp(lv(x) / 2) * eps_k`` (Burda et al., 2016). The same ``K`` standard
+    normal draws ``eps_k`` (from ``seed``) serve every sample, so each
+    sample's estimate depends on that sample alone: deterministic, and the
+    same whatever the batch or the order. ``K = 1`` is a one-sample ELBO.
+    In the input's units (the standardization's Jacobian included), in X's
+    dtype; an estimate that is NaN or overflows is -inf.
+
+    Parameters
+    ----------
+    net : skae._nets.variational.VariationalAutoencoder
+    X : ndarray of shape (n_samples, n_features)
+    n_samples : int
+        ``K``, importance samples per data sample.
+    seed : int
+    width : int
+        Widest layer, to size the chunks.
+
+    Returns
+    -------
+    log_likelihood : ndarray of shape (n_samples,)
+    """
+    passes = _Variational(net, X)
+    k, dtype = net.n_components, passes.dtype
+    eps = _standard_normal((n_samples, k), seed, passes.device, dtype)
+    log_q_eps = -0.5 * (eps.square() + LOG_2PI).sum(1)  # log q(z|x) + sum(lv) / 2
+    const = net.log_jacobian() - math.log(n_samples)
+    out = np.empty(X.shape[0], dtype=X.dtype)
+    with torch.inference_mode():
+        for a, b, xs, mean, lv in passes.chunks(X, width * n_samples):
+            m = b - a
+            z = torch.addcmul(mean.unsqueeze(1), (0.5 * lv).exp().unsqueeze(1), eps)
+            logits = passes.logits(z.reshape(m * n_samples, k)).reshape(m, n_samples, -1)
+            log_px = passes.elementwise_log_likelihood(logits, xs.unsqueeze(1)).sum(2)
+            log_pz = -0.5 * (z.square() + LOG_2PI).sum(2)
+            log_w = log_px + log_pz - (log_q_eps - 0.5 * lv.sum(1, keepdim=True))
+            ll = torch.logsumexp(log_w, 1) + const
+            out[a:b] = ll.nan_to_num(nan=-torch.inf, neginf=-torch.inf).cpu().numpy()
+    return out
+
+
+def feature_negative_log_likelihood(net, X, width):
+    """``-log p(x_j | z = posterior mean)`` of every element, standardized units, X's dtype.
+
+    NaN or overflowing values are +inf.
+    """
+    passes = _Variational(net, X)
+    out = np.empty(X.shape, dtype=X.dtype)
+    with torch.inference_mode():
+        for a, b, xs, mean, lv in passes.chunks(X, width):
+            nll = -passes.elementwise_log_likelihood(passes.logits(mean), xs)
+            out[a:b] = nll.nan_to_num(nan=torch.inf, posinf=torch.inf).cpu().numpy()
+    return out
+
+
+def latent_kl(net, X, width):
+    """Mean over the samples of ``KL(q(z_k | x) || N(0, 1))`` per latent unit, in float64.
+
+    Returns
+    -------
+    kl : ndarray of shape (n_components,)
+    """
+    passes = _Variational(net, X)
+    total = torch.zeros(net.n_components, dtype=torch.float64, device=passes.device)
+    with torch.inference_mode():
+        for _, _, _, mean, lv in passes.chunks(X, width):
+            mean, lv = mean.to(torch.float64), lv.to(torch.float64)
+            total += 0.5 * (mean.square() + lv.exp() - 1.0 - lv).sum(0)
+    return (total / max(1, X.shape[0])).cpu().numpy()

@@ -237,6 +237,44 @@ class Contractive:
         return self.weight * contractive_penalty([layer.linear.weight for layer in layers], derivatives)
 
 
+def gaussian_kl(mean, log_variance):
+    """``KL(N(mean, diag(exp(log_variance))) || N(0, I))`` of every sample, in nats.
+
+    Closed form: ``0.5 * sum_k (mean_k^2 + exp(lv_k) - 1 - lv_k)``.
+
+    Returns
+    -------
+    kl : torch.Tensor of shape (m,)
+    """
+    return 0.5 * (mean.square() + log_variance.exp() - 1.0 - log_variance).sum(1)
+
+
+class GaussianKL:
+    """The variational KL term: ``beta_t * KL(q(z | x) || N(0, I))`` per sample.
+
+    ``beta_t = weight * min(1, t / warmup)`` in the model's epoch ``t``
+    (counted from 1 over all its training, warm starts and partial fits
+    included), ``weight`` once ``warmup`` is 0. :meth:`start_epoch` sets it.
+    """
+
+    name = "kl"
+    needs_activations = False
+    per_sample = True
+
+    def __init__(self, weight, warmup):
+        self.weight, self.warmup = weight, warmup
+        self.current = weight
+
+    def start_epoch(self, epoch):
+        """Set the weight of epoch ``epoch`` (from 1)."""
+        ramp = 1.0 if self.warmup == 0 else min(1.0, epoch / self.warmup)
+        self.current = self.weight * ramp
+
+    def __call__(self, output, x, net):
+        """The weighted KL of every sample, shape (m,)."""
+        return self.current * gaussian_kl(output.mean, output.log_variance)
+
+
 # ------------------------------------------------------------------- registry
 def _sparsity_term(spec):
     if spec.sparsity is None or spec.sparsity_weight == 0:
@@ -250,8 +288,12 @@ def _contractive_term(spec):
     return Contractive(spec.contractive_weight) if spec.contractive_weight > 0 else None
 
 
+def _kl_term(spec):
+    return GaussianKL(spec.kl_weight, spec.kl_warmup) if spec.variational else None
+
+
 #: Builders ``build(spec) -> term or None``, in the order terms are added.
-TERMS = [_sparsity_term, _contractive_term]
+TERMS = [_kl_term, _sparsity_term, _contractive_term]
 
 
 class Objective:
@@ -290,6 +332,54 @@ class Objective:
         return total, parts
 
 
+class VariationalObjective(Objective):
+    """Negative ELBO: ``-log p(x | z) + beta KL(q(z | x) || p(z))``, per sample.
+
+    The code is drawn with the reparameterization ``z = mean + exp(lv / 2) *
+    eps`` (one draw ``eps ~ N(0, I)`` per sample from ``generator``), so the
+    loss is an unbiased estimate of the negative ELBO (when ``beta`` is 1),
+    in nats per sample. Per-sample terms (the KL) join the reconstruction
+    before trimming: a trimmed loss leaves out the samples of largest
+    negative ELBO. ``parts["reconstruction"]`` is the mean negative
+    log-likelihood ``-log p(x | z)``.
+
+    Parameters
+    ----------
+    terms : tuple
+        The :class:`GaussianKL` term first, then any regularizer.
+    corruption : callable or None
+    trim : float
+    generator : torch.Generator
+        Draws the codes' noise, on the training device.
+    """
+
+    def __init__(self, terms, corruption=None, trim=0.0, generator=None):
+        super().__init__("likelihood", terms, corruption, trim)
+        self.generator = generator
+
+    def __call__(self, net, xb):
+        """``(loss, parts)`` on a batch ``xb`` of training rows."""
+        x_in = xb if self.corruption is None else self.corruption(xb)
+        noise = torch.randn((xb.shape[0], net.n_components), generator=self.generator,
+                            device=xb.device, dtype=xb.dtype)
+        output = net.forward_standardized(x_in, keep_activations=self._activations, noise=noise)
+        values = {"reconstruction": net.negative_log_likelihood(output, xb)}
+        for term in self.terms:
+            if getattr(term, "per_sample", False):
+                values[term.name] = term(output, x_in, net)
+        if self.trim > 0:
+            total = sum(values.values())
+            kept = total.topk(n_kept(total.shape[0], self.trim), largest=False, sorted=False).indices
+            values = {k: v.index_select(0, kept) for k, v in values.items()}
+        parts = {k: v.mean() for k, v in values.items()}
+        total = sum(parts.values())
+        for term in self.terms:
+            if not getattr(term, "per_sample", False):
+                parts[term.name] = value = term(output, x_in, net)
+                total = total + value
+        return total, parts
+
+
 def build_objective(spec, rows, generator):
     """Build the :class:`Objective` a Spec describes.
 
@@ -317,4 +407,6 @@ def build_objective(spec, rows, generator):
                 spec.noise_level, low.to(spec.device), high.to(spec.device), generator
             )
     terms = [t for t in (build(spec) for build in TERMS) if t is not None]
+    if spec.variational:
+        return VariationalObjective(terms, corruption, spec.trim_fraction, generator)
     return Objective(spec.loss, terms, corruption, spec.trim_fraction)

@@ -58,6 +58,10 @@ CONSTRAINTS = {
     "pretraining": [None, StrOptions({"greedy"})],
     "pretraining_max_iter": [None, Interval(Integral, 1, None, closed="left")],
     "tied_weights": ["boolean"],
+    "variational": ["boolean"],
+    "kl_weight": [Interval(Real, 0, None, closed="left")],
+    "kl_warmup": [Interval(Integral, 0, None, closed="left")],
+    "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
     "device": [str, torch.device],
     "precision": [StrOptions({"float32", "tf32", "bfloat16"})],
 }
@@ -65,7 +69,8 @@ CONSTRAINTS = {
 #: Parameters that define the network: a warm start may not change them (a new
 #: number of features is rejected earlier, by scikit-learn's validate_data).
 ARCHITECTURE = ("n_components", "hidden_layer_sizes", "activation",
-                "latent_activation", "output_activation", "standardize", "tied_weights")
+                "latent_activation", "output_activation", "standardize", "tied_weights",
+                "variational")
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,8 @@ class Spec:
     numbers as plain Python ``int``/``float``, plus: ``owner`` (class name),
     ``kind`` (network kind), ``n_features``, ``device`` (a ``torch.device``),
     ``sparsity_layers`` as sorted encoder-layer indices (0 = first hidden
-    layer; empty without sparsity), ``pretraining_max_iter`` as an int,
+    layer; empty without sparsity), ``kind`` ``"variational"`` when
+    ``variational`` else ``"mlp"``, ``pretraining_max_iter`` as an int,
     ``trim_fraction`` (0 unless the estimator has one), ``contamination``
     (None unless the estimator has one), and ``incremental``
     (a ``partial_fit`` call).
@@ -120,6 +126,10 @@ class Spec:
     pretraining: object
     pretraining_max_iter: int
     tied_weights: bool
+    variational: bool
+    kl_weight: float
+    kl_warmup: int
+    n_importance_samples: int
     device: torch.device
     precision: str
     trim_fraction: float
@@ -143,11 +153,13 @@ class Spec:
             (self.sparsity is not None and self.sparsity_weight > 0)
             or (self.noise is not None and self.noise_level > 0)
             or self.contractive_weight > 0
+            or (self.variational and self.kl_weight > 0)
         )
 
     def check_same_network(self, fitted):
         """Raise if a warm start would change the network ``fitted`` describes."""
-        for name in ARCHITECTURE:
+        # a variational network's likelihood (and its parameters) follows loss
+        for name in ARCHITECTURE + (("loss",) if self.variational else ()):
             old, new = getattr(fitted, name), getattr(self, name)
             if old != new:
                 raise ValueError(
@@ -264,6 +276,8 @@ def _check_data_rules(spec, X):
                     f"encoder layer {i} uses {which}={act!r} on {owner}. Set {which}='sigmoid', "
                     "or use sparsity='l1'."
                 )
+    if spec.variational:
+        _check_variational(spec)
     if spec.early_stopping and not spec.incremental:
         n_val = int(spec.validation_fraction * X.shape[0])
         if n_val < 1 or X.shape[0] - n_val < 1:
@@ -272,6 +286,21 @@ def _check_data_rules(spec, X):
                 f"leaves no validation or no training sample among {X.shape[0]} samples on "
                 f"{owner}. Use more samples, a larger validation_fraction, or "
                 "early_stopping=False."
+            )
+
+
+def _check_variational(spec):
+    clashes = [
+        ("latent_activation", spec.latent_activation != "identity",
+         "latent_activation='identity' (the code is Gaussian)"),
+        ("tied_weights", spec.tied_weights, "tied_weights=False"),
+        ("pretraining", spec.pretraining is not None, "pretraining=None"),
+    ]
+    for name, clash, needed in clashes:
+        if clash:
+            raise ValueError(
+                f"variational=True needs {needed} on {spec.owner}. Got "
+                f"{name}={getattr(spec, name)!r}."
             )
 
 
@@ -296,22 +325,24 @@ def resolve(params, owner, X, *, incremental=False):
     """
     hidden = _hidden_sizes(params["hidden_layer_sizes"], owner)
     n_layers = len(hidden) + 1
-    integers = ("n_components", "batch_size", "max_iter", "n_iter_no_change", "pretraining_max_iter")
+    integers = ("n_components", "batch_size", "max_iter", "n_iter_no_change", "pretraining_max_iter",
+                "kl_warmup", "n_importance_samples")
     reals = ("alpha", "learning_rate_init", "tol", "momentum", "validation_fraction", "beta_1",
              "beta_2", "epsilon", "sparsity_weight", "sparsity_target", "noise_level",
-             "contractive_weight")
+             "contractive_weight", "kl_weight")
     values = {name: _integer(params, owner, name) for name in integers}
     values.update({name: _real(params, owner, name) for name in reals})
     if values["pretraining_max_iter"] is None:
         values["pretraining_max_iter"] = values["max_iter"]
     flags = ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping", "standardize",
-             "tied_weights")
+             "tied_weights", "variational")
     values.update({name: bool(params[name]) for name in flags})
     values.update({name: params[name] for name in (
         "activation", "latent_activation", "output_activation", "loss", "solver",
         "learning_rate", "sparsity", "noise", "pretraining", "precision")})
     spec = Spec(
-        owner=owner, kind="mlp", n_features=int(X.shape[1]), hidden_layer_sizes=hidden,
+        owner=owner, kind="variational" if params["variational"] else "mlp",
+        n_features=int(X.shape[1]), hidden_layer_sizes=hidden,
         verbose=bool(params["verbose"]),
         sparsity_layers=_sparse_layers(params, owner, n_layers),
         device=resolve_device(params["device"], owner),

@@ -173,6 +173,33 @@ class Plateau(Callback):
         return "converged"
 
 
+class TermSchedule(Callback):
+    """Tell scheduled loss terms (those with ``start_epoch``) which epoch starts.
+
+    Epochs count over the model's whole training (``state.n_iter + 1``), so
+    a schedule continues across warm starts and ``partial_fit`` calls. While
+    a term's weight is still below its final value the loss is a moving
+    target: the epoch counts as progress and the best loss restarts from it,
+    so training neither stops during a warm-up nor compares later losses
+    with the lighter ones of the warm-up. Runs after the other callbacks.
+    """
+
+    def __init__(self, terms):
+        self.terms = [t for t in terms if hasattr(t, "start_epoch")]
+
+    def on_train_begin(self, loop):
+        """Set the first epoch's values."""
+        for term in self.terms:
+            term.start_epoch(loop.state.n_iter + 1)
+
+    def on_epoch_end(self, loop):
+        """Suspend the plateau count during a warm-up; set the next epoch's values."""
+        if any(term.current < term.weight for term in self.terms):
+            loop.state.no_improvement_count = 0
+            loop.state.best_loss = math.inf
+        self.on_train_begin(loop)
+
+
 class Progress(Callback):
     """A progress bar with the running loss and, when validating, the validation score."""
 

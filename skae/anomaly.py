@@ -31,8 +31,9 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         flagged. With ``"auto"``, no share is assumed: a sample is flagged when
         the logarithm of its reconstruction error exceeds the median over the
         training data by more than 3 scaled median absolute deviations (a robust
-        "3 sigma" rule). Only ``predict`` and ``decision_function`` depend on
-        it, not ``score_samples``.
+        "3 sigma" rule); with ``variational=True``, when its negative
+        log-likelihood does (already a log scale). Only ``predict`` and
+        ``decision_function`` depend on it, not ``score_samples``.
 
     trim_fraction : float, default=0.3
         Robust training: in every batch, the ``trim_fraction`` of samples with
@@ -112,7 +113,8 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         of starting anew (with a fresh optimizer and the same history).
         Changing a parameter that defines the network (``n_components``,
         ``hidden_layer_sizes``, ``activation``, ``latent_activation``,
-        ``output_activation``, ``standardize``, ``tied_weights``) or the
+        ``output_activation``, ``standardize``, ``tied_weights``,
+        ``variational``; and ``loss`` of a variational model) or the
         number of features between warm-started fits (or between
         ``partial_fit`` calls) raises ValueError; set ``warm_start=False`` and
         call ``fit`` to build a new network.
@@ -212,6 +214,38 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         Use the transposed encoder weights as decoder weights (the decoder
         keeps its own biases).
 
+    variational : bool, default=False
+        Train a variational autoencoder (VAE): the encoder outputs the mean
+        and log-variance of a diagonal Gaussian posterior ``q(z | x)``, codes
+        are drawn from it with the reparameterization ``z = mean + sigma *
+        eps``, and training maximizes the evidence lower bound (ELBO)
+        ``E_q[log p(x | z)] - kl_weight * KL(q(z | x) || N(0, I))``. The
+        likelihood ``p(x | z)`` follows ``loss``: Bernoulli for ``"bce"``
+        (data in [0, 1]), Gaussian for ``"mse"`` with one learned variance
+        shared by all features (in standardized units when
+        ``standardize=True``). Needs ``latent_activation="identity"``,
+        ``tied_weights=False`` and ``pretraining=None``. See the user guide's
+        variational section.
+
+    kl_weight : float, default=1.0
+        Weight β of the KL term (β-VAE): 1 gives the ELBO, larger values
+        favour disentangled, smoother codes, smaller ones sharper
+        reconstructions. Used with ``variational=True``.
+
+    kl_warmup : int, default=0
+        KL warm-up: in the model's epoch ``t`` (counted from 1 over all its
+        training) the KL weight is ``kl_weight * min(1, t / kl_warmup)``, a
+        linear ramp that helps avoid posterior collapse; 0 uses
+        ``kl_weight`` from the start. Training does not stop for lack of
+        progress during the ramp. Used with ``variational=True``.
+
+    n_importance_samples : int, default=100
+        Number ``K`` of importance samples of the log-likelihood estimate
+        with ``variational=True`` (``score_samples``): ``log (1/K) sum_k
+        p(x, z_k) / q(z_k | x)``, a lower bound on ``log p(x)`` that tightens
+        as ``K`` grows (``K=1`` is the ELBO). Inference cost grows linearly
+        with ``K``.
+
     device : "auto", "cpu", "cuda", "cuda:N" or torch.device, default="auto"
         Where to train: ``"auto"`` picks CUDA when available and the CPU
         otherwise; ``"cpu"``, ``"cuda"`` and ``"cuda:N"`` (e.g. ``"cuda:1"``)
@@ -252,19 +286,25 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         Number of epochs run (accumulated over warm starts and partial fits).
 
     loss_curve_ : list of float
-        Mean training loss per epoch.
+        Mean training loss per epoch. With ``variational=True``, the
+        negative ELBO (with the epoch's KL weight) in nats per sample.
 
     loss_terms_ : dict of str to list of float
         Mean of each term of the training loss per epoch (``"reconstruction"``,
         and one entry per regularizer). Every list has ``n_iter_`` values: a
-        term is 0 in the epochs it was not part of the loss.
+        term is 0 in the epochs it was not part of the loss. With
+        ``variational=True``, ``"reconstruction"`` is the negative
+        log-likelihood ``-log p(x | z)`` and ``"kl"`` the weighted KL term, in
+        nats per sample.
 
     best_loss_ : float
         Lowest training loss reached.
 
     validation_scores_ : list of float or None
         With ``early_stopping``, the score on the held-out samples per epoch:
-        the negative mean reconstruction error (higher is better). Else None.
+        the negative mean reconstruction error (higher is better); with
+        ``variational=True``, the ELBO in nats per sample (one code drawn per
+        sample, the same draws every epoch). Else None.
 
     best_validation_score_ : float or None
         Best of ``validation_scores_``, whose weights were restored.
@@ -272,6 +312,14 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
     pretraining_loss_curves_ : list of list of float or None
         With ``pretraining="greedy"``, the training loss per epoch of each
         pretraining stage, input side first. Else None.
+
+    latent_kl_ : ndarray of shape (n_components,) or None
+        With ``variational=True``, each latent unit's KL divergence from the
+        prior, ``KL(q(z_k | x) || N(0, 1))``, averaged over the samples of the
+        last ``fit``/``partial_fit`` call, in nats: units near 0 carry no
+        information (inactive). When every unit is below 0.01 nats after
+        ``fit``, a :class:`~skae.PosteriorCollapseWarning` is emitted. Else
+        None.
 
     See Also
     --------
@@ -367,6 +415,10 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         pretraining=None,
         pretraining_max_iter=None,
         tied_weights=False,
+        variational=False,
+        kl_weight=1.0,
+        kl_warmup=0,
+        n_importance_samples=100,
         device="auto",
         precision="float32",
     ):
@@ -407,6 +459,10 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
             pretraining=pretraining,
             pretraining_max_iter=pretraining_max_iter,
             tied_weights=tied_weights,
+            variational=variational,
+            kl_weight=kl_weight,
+            kl_warmup=kl_warmup,
+            n_importance_samples=n_importance_samples,
             device=device,
             precision=precision,
         )
@@ -460,7 +516,13 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         so the threshold is always finite.
         """
         scores = np.maximum(self._score_samples(X), np.finfo(X.dtype).min).astype(np.float64)
-        if spec.contamination == "auto":
+        if spec.contamination == "auto" and spec.variational:
+            # Negative log-likelihoods are already on a log scale: the median
+            # plus 3 scaled median absolute deviations of the scores.
+            median = np.median(scores)
+            mad = 1.4826 * np.median(np.abs(scores - median))
+            offset = median - 3.0 * mad
+        elif spec.contamination == "auto":
             # Flag errors far above the typical training error, on a log scale
             # where squared errors are close to symmetric: the median plus 3
             # scaled median absolute deviations of log(error).
@@ -475,10 +537,15 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         self.offset_ = float(np.clip(offset, info.min, info.max))
 
     def _score_samples(self, X):
+        if self._spec.variational:
+            return self._log_likelihood(X)
         return -self._errors(X, per_feature=False)
 
     def score_samples(self, X):
         """Opposite of the reconstruction error: the lower, the more abnormal.
+
+        With ``variational=True``, the estimated log-likelihood instead (the
+        opposite of the negative log-likelihood).
 
         Parameters
         ----------
@@ -488,7 +555,12 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         Returns
         -------
         scores : ndarray of shape (n_samples,)
-            ``-feature_errors(X).mean(axis=1)``.
+            ``-feature_errors(X).mean(axis=1)``. With ``variational=True``,
+            ``log p(x)`` in nats, in the units of X: the importance-weighted
+            estimate with ``n_importance_samples`` samples, whose random draws
+            are fixed at ``fit`` (deterministic, and each sample's score
+            independent of the others); -inf where the estimate is not
+            finite.
         """
         return self._score_samples(self._validate_X(X))
 
@@ -543,6 +615,14 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
             Elementwise ``loss`` between each sample and its reconstruction,
             in standard deviations of the training data when
             ``standardize=True``. Higher is more anomalous. Its mean over
-            features is ``-score_samples(X)``.
+            features is ``-score_samples(X)``. With ``variational=True``, the
+            negative log-likelihood ``-log p(x_j | z)`` of each feature given
+            the posterior mean code ``z`` (standardized units when
+            ``standardize=True``): it tells which features are unlikely, but
+            does not add up to ``-score_samples(X)``, which also accounts for
+            the code's own likelihood.
         """
-        return self._errors(self._validate_X(X), per_feature=True)
+        X = self._validate_X(X)
+        if self._spec.variational:
+            return self._feature_nll(X)
+        return self._errors(X, per_feature=True)

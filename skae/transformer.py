@@ -2,6 +2,8 @@
 
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._base import _BaseAutoencoder
@@ -96,7 +98,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         of starting anew (with a fresh optimizer and the same history).
         Changing a parameter that defines the network (``n_components``,
         ``hidden_layer_sizes``, ``activation``, ``latent_activation``,
-        ``output_activation``, ``standardize``, ``tied_weights``) or the
+        ``output_activation``, ``standardize``, ``tied_weights``,
+        ``variational``; and ``loss`` of a variational model) or the
         number of features between warm-started fits (or between
         ``partial_fit`` calls) raises ValueError; set ``warm_start=False`` and
         call ``fit`` to build a new network.
@@ -197,6 +200,38 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Use the transposed encoder weights as decoder weights (the decoder
         keeps its own biases).
 
+    variational : bool, default=False
+        Train a variational autoencoder (VAE): the encoder outputs the mean
+        and log-variance of a diagonal Gaussian posterior ``q(z | x)``, codes
+        are drawn from it with the reparameterization ``z = mean + sigma *
+        eps``, and training maximizes the evidence lower bound (ELBO)
+        ``E_q[log p(x | z)] - kl_weight * KL(q(z | x) || N(0, I))``. The
+        likelihood ``p(x | z)`` follows ``loss``: Bernoulli for ``"bce"``
+        (data in [0, 1]), Gaussian for ``"mse"`` with one learned variance
+        shared by all features (in standardized units when
+        ``standardize=True``). Needs ``latent_activation="identity"``,
+        ``tied_weights=False`` and ``pretraining=None``. See the user guide's
+        variational section.
+
+    kl_weight : float, default=1.0
+        Weight β of the KL term (β-VAE): 1 gives the ELBO, larger values
+        favour disentangled, smoother codes, smaller ones sharper
+        reconstructions. Used with ``variational=True``.
+
+    kl_warmup : int, default=0
+        KL warm-up: in the model's epoch ``t`` (counted from 1 over all its
+        training) the KL weight is ``kl_weight * min(1, t / kl_warmup)``, a
+        linear ramp that helps avoid posterior collapse; 0 uses
+        ``kl_weight`` from the start. Training does not stop for lack of
+        progress during the ramp. Used with ``variational=True``.
+
+    n_importance_samples : int, default=100
+        Number ``K`` of importance samples of the log-likelihood estimate
+        with ``variational=True`` (``score_samples``): ``log (1/K) sum_k
+        p(x, z_k) / q(z_k | x)``, a lower bound on ``log p(x)`` that tightens
+        as ``K`` grows (``K=1`` is the ELBO). Inference cost grows linearly
+        with ``K``.
+
     device : "auto", "cpu", "cuda", "cuda:N" or torch.device, default="auto"
         Where to train: ``"auto"`` picks CUDA when available and the CPU
         otherwise; ``"cpu"``, ``"cuda"`` and ``"cuda:N"`` (e.g. ``"cuda:1"``)
@@ -233,19 +268,25 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Number of epochs run (accumulated over warm starts and partial fits).
 
     loss_curve_ : list of float
-        Mean training loss per epoch.
+        Mean training loss per epoch. With ``variational=True``, the
+        negative ELBO (with the epoch's KL weight) in nats per sample.
 
     loss_terms_ : dict of str to list of float
         Mean of each term of the training loss per epoch (``"reconstruction"``,
         and one entry per regularizer). Every list has ``n_iter_`` values: a
-        term is 0 in the epochs it was not part of the loss.
+        term is 0 in the epochs it was not part of the loss. With
+        ``variational=True``, ``"reconstruction"`` is the negative
+        log-likelihood ``-log p(x | z)`` and ``"kl"`` the weighted KL term, in
+        nats per sample.
 
     best_loss_ : float
         Lowest training loss reached.
 
     validation_scores_ : list of float or None
         With ``early_stopping``, the score on the held-out samples per epoch:
-        the negative mean reconstruction error (higher is better). Else None.
+        the negative mean reconstruction error (higher is better); with
+        ``variational=True``, the ELBO in nats per sample (one code drawn per
+        sample, the same draws every epoch). Else None.
 
     best_validation_score_ : float or None
         Best of ``validation_scores_``, whose weights were restored.
@@ -253,6 +294,14 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     pretraining_loss_curves_ : list of list of float or None
         With ``pretraining="greedy"``, the training loss per epoch of each
         pretraining stage, input side first. Else None.
+
+    latent_kl_ : ndarray of shape (n_components,) or None
+        With ``variational=True``, each latent unit's KL divergence from the
+        prior, ``KL(q(z_k | x) || N(0, 1))``, averaged over the samples of the
+        last ``fit``/``partial_fit`` call, in nats: units near 0 carry no
+        information (inactive). When every unit is below 0.01 nats after
+        ``fit``, a :class:`~skae.PosteriorCollapseWarning` is emitted. Else
+        None.
 
     See Also
     --------
@@ -330,6 +379,10 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         pretraining=None,
         pretraining_max_iter=None,
         tied_weights=False,
+        variational=False,
+        kl_weight=1.0,
+        kl_warmup=0,
+        n_importance_samples=100,
         device="auto",
         precision="float32",
     ):
@@ -370,6 +423,10 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             pretraining=pretraining,
             pretraining_max_iter=pretraining_max_iter,
             tied_weights=tied_weights,
+            variational=variational,
+            kl_weight=kl_weight,
+            kl_warmup=kl_warmup,
+            n_importance_samples=n_importance_samples,
             device=device,
             precision=precision,
         )
@@ -425,7 +482,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Returns
         -------
         Z : ndarray of shape (n_samples, n_components)
-            Codes, in X's dtype (float64 or float32).
+            Codes, in X's dtype (float64 or float32); with
+            ``variational=True``, the posterior means.
         """
         return self._encode(self._validate_X(X))
 
@@ -440,7 +498,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features)
-            Decoded data, in the codes' dtype (float64 or float32).
+            Decoded data, in the codes' dtype (float64 or float32); with
+            ``variational=True``, the mean of ``p(x | z)``.
         """
         check_is_fitted(self)
         Z = check_array(X, dtype=[np.float64, np.float32])
@@ -453,7 +512,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         return self._decode(Z)
 
     def score_samples(self, X):
-        """Negative reconstruction error of each sample (higher is better).
+        """Score of each sample (higher is better).
 
         Parameters
         ----------
@@ -463,15 +522,28 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Returns
         -------
         scores : ndarray of shape (n_samples,)
-            Minus the mean over features of the elementwise ``loss``.
+            Minus the mean over features of the elementwise ``loss``. With
+            ``variational=True``, the estimated log-likelihood ``log p(x)`` of
+            each sample, in nats, in the units of X (the standardization's
+            Jacobian included): the importance-weighted bound with
+            ``n_importance_samples`` samples. Its random draws are fixed at
+            ``fit`` (from ``random_state``), so the result is deterministic
+            and each sample's score does not depend on the other samples.
+            A sample whose estimate is not finite scores -inf.
         """
-        return -self._errors(self._validate_X(X), per_feature=False)
+        X = self._validate_X(X)
+        if self._spec.variational:
+            return self._log_likelihood(X)
+        return -self._errors(X, per_feature=False)
 
     def score(self, X, y=None):
-        """Negative mean reconstruction error on X (higher is better).
+        """Mean score of the samples of X (higher is better).
 
-        Lets ``GridSearchCV`` and ``cross_val_score`` rank models without
-        labels.
+        The negative mean reconstruction error, or, with
+        ``variational=True``, the average log-likelihood (as
+        :meth:`sklearn.decomposition.PCA.score` and
+        :meth:`sklearn.mixture.GaussianMixture.score` return), so that
+        ``GridSearchCV`` and ``cross_val_score`` rank models without labels.
 
         Parameters
         ----------
@@ -486,6 +558,55 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             Mean of :meth:`score_samples`.
         """
         return float(np.mean(self.score_samples(X)))
+
+    def _is_variational(self):
+        return bool(self.variational)
+
+    @available_if(_is_variational)
+    def sample(self, n_samples=1, random_state=None, *, from_likelihood=False):
+        """Generate new samples from the fitted variational model.
+
+        Draws codes from the prior ``N(0, I)`` and decodes them. Only with
+        ``variational=True``.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples to generate.
+        random_state : int, RandomState instance or None, default=None
+            Randomness of the draws; None uses NumPy's global random state, as
+            :meth:`sklearn.neighbors.KernelDensity.sample` does.
+        from_likelihood : bool, default=False
+            False returns the decoder's mean ``E[x | z]`` (Bernoulli
+            probabilities, or the Gaussian mean); True draws ``x ~ p(x | z)``
+            (binary values, or the mean plus Gaussian noise of the learned
+            variance).
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Generated samples, float64.
+        """
+        check_is_fitted(self)
+        if not self._spec.variational:
+            raise AttributeError("sample is only available with variational=True.")
+        if isinstance(n_samples, (bool, np.bool_)) or not isinstance(n_samples, (int, np.integer)) \
+                or n_samples < 1:
+            raise ValueError(
+                f"The 'n_samples' parameter of {type(self).__name__}.sample must be an int "
+                f">= 1. Got {n_samples!r} instead."
+            )
+        rng = check_random_state(random_state)
+        Z = rng.standard_normal((int(n_samples), self._spec.n_components))
+        X = self._decode(Z)
+        if not from_likelihood:
+            return X
+        net = self.module_
+        if net.likelihood == "bernoulli":
+            return (rng.uniform(size=X.shape) < X).astype(np.float64)
+        sigma = float(net.log_noise_variance.detach().exp().sqrt())
+        scale = 1.0 if net.standardizer is None else net.standardizer.scale.cpu().numpy()
+        return X + sigma * scale * rng.standard_normal(X.shape)
 
     @property
     def _n_features_out(self):

@@ -8,6 +8,9 @@ from skae import AutoencoderAnomalyDetector, AutoencoderTransformer
 ESTIMATORS = [
     AutoencoderTransformer(max_iter=5, random_state=0),
     AutoencoderAnomalyDetector(max_iter=5, random_state=0),
+    # each network kind: the variational one scores by likelihood
+    AutoencoderTransformer(variational=True, max_iter=5, random_state=0),
+    AutoencoderAnomalyDetector(variational=True, max_iter=5, random_state=0),
 ]
 
 #: Checks that are expected to fail, with the reason. Goal: empty.
@@ -15,10 +18,12 @@ EXPECTED_FAILED_CHECKS = {}
 
 
 # The checks fit on tiny data sets (1 to 5 features) for a few epochs: the
-# warnings that this is too short to converge, and that a code as wide as the
-# input can learn the identity, are expected there.
+# warnings that this is too short to converge, that a code as wide as the
+# input can learn the identity, and that a variational code that has had no
+# time to learn carries no information (posterior collapse), are expected there.
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.filterwarnings("ignore:.*can learn the identity map:UserWarning")
+@pytest.mark.filterwarnings("ignore::skae.PosteriorCollapseWarning")
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

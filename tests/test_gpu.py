@@ -100,3 +100,18 @@ def test_direct_gradients_on_cuda(X):
     assert float(loss) == pytest.approx(float(reference), rel=1e-4)
     for g, p in zip(grads, module.parameters()):
         torch.testing.assert_close(g, p.grad, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::skae.PosteriorCollapseWarning")
+def test_variational_model_trains_on_cuda_and_scores_on_the_cpu(X):
+    vae = AutoencoderTransformer(3, variational=True, standardize=True, max_iter=5,
+                                 device="cuda", random_state=0).fit(X)
+    assert next(vae.module_.parameters()).device.type == "cuda"
+    scores = vae.score_samples(X)
+    assert np.isfinite(scores).all()
+    state = vae.__getstate__()
+    assert all(t.device.type == "cpu" for t in state["module_"].state_dict().values())
+    cpu = AutoencoderTransformer(3, variational=True, standardize=True, max_iter=5,
+                                 device="cpu", random_state=0).fit(X)
+    np.testing.assert_allclose(scores.mean(), cpu.score_samples(X).mean(), rtol=5e-2)
+    assert vae.sample(4, random_state=0).shape == (4, 10)

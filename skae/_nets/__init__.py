@@ -1,9 +1,10 @@
 """Network kinds: one module each, chosen by a registry from the Spec."""
 
 from .mlp import MLPAutoencoder, build_mlp
+from .variational import VariationalAutoencoder, build_variational
 
 #: Network kind name -> builder ``build(spec, shift, scale, generator) -> nn.Module``.
-NETWORKS = {"mlp": build_mlp}
+NETWORKS = {"mlp": build_mlp, "variational": build_variational}
 
 
 def build_network(spec, shift=None, scale=None, generator=None):
@@ -24,4 +25,4 @@ def build_network(spec, shift=None, scale=None, generator=None):
     return NETWORKS[spec.kind](spec, shift=shift, scale=scale, generator=generator)
 
 
-__all__ = ["MLPAutoencoder", "NETWORKS", "build_network"]
+__all__ = ["MLPAutoencoder", "NETWORKS", "VariationalAutoencoder", "build_network"]

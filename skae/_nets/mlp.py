@@ -96,12 +96,19 @@ class NetOutput:
     code : torch.Tensor of shape (m, n_components)
     pre_activations, activations : tuple of torch.Tensor
         Per encoder layer (the last is the code), when requested; else ().
+    mean, log_variance : torch.Tensor of shape (m, n_components) or None
+        The posterior's parameters (variational networks only).
+    logits : torch.Tensor of shape (m, n_features) or None
+        The last decoder layer's pre-activation (variational networks only).
     """
 
     reconstruction: torch.Tensor
     code: torch.Tensor
     pre_activations: tuple = ()
     activations: tuple = ()
+    mean: torch.Tensor = None
+    log_variance: torch.Tensor = None
+    logits: torch.Tensor = None
 
 
 class _Layered(nn.Module):
@@ -118,6 +125,29 @@ class _Layered(nn.Module):
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
+
+    def _assemble(self, shift, scale, encoder_layers, encoder_tail=()):
+        """Set the standardization parts and the raw-units ``encoder``/``decoder`` Sequentials.
+
+        ``encoder`` runs the standardizer (when ``scale`` is given), the
+        ``encoder_layers`` and the modules of ``encoder_tail``; ``decoder``
+        runs ``decoder_layers`` and the destandardizer.
+        """
+        self.standardizer = self.destandardizer = None
+        enc_mods, dec_mods = [], []
+        if scale is not None:
+            self.standardizer = Standardize(shift, scale)
+            self.destandardizer = Standardize(shift, scale, inverse=True)
+            enc_mods.append(self.standardizer)
+        for d in encoder_layers:
+            enc_mods += [d.linear, d.module]
+        enc_mods += list(encoder_tail)
+        for d in self.decoder_layers:
+            dec_mods += [d.linear, d.module]
+        if scale is not None:
+            dec_mods.append(self.destandardizer)
+        self.encoder = nn.Sequential(*enc_mods)
+        self.decoder = nn.Sequential(*dec_mods)
 
     def encode_standardized(self, h, keep_activations=False):
         """Code of standardized inputs ``h``; per-layer values if asked.
@@ -151,6 +181,45 @@ class _Layered(nn.Module):
         """
         code, pres, posts = self.encode_standardized(x, keep_activations)
         return NetOutput(self.decode_standardized(code), code, pres, posts)
+
+    def inference_steps(self, parts):
+        """The steps of an inference pass through ``parts``, in order.
+
+        Parameters
+        ----------
+        parts : sequence of {"standardize", "encoder", "decoder", "core"}
+            ``"encoder"``: raw inputs to codes; ``"decoder"``: codes to raw
+            inputs; ``"core"``: standardized inputs to standardized
+            reconstructions; ``"standardize"``: raw to standardized inputs;
+            and the parts a network kind adds (see ``_extra_steps``).
+
+        Returns
+        -------
+        steps : list of tuple
+            ``("standardize", Standardize)``, ``("destandardize",
+            Standardize)`` or ``("dense", Dense)``.
+        """
+        steps = []
+        for part in parts:
+            if part in ("standardize", "encoder") and self.standardizer is not None:
+                steps.append(("standardize", self.standardizer))
+            if part in ("encoder", "core"):
+                steps += [("dense", layer) for layer in self.encoder_layers]
+            steps += self._extra_steps(part)
+            if part in ("decoder", "core"):
+                steps += [("dense", layer) for layer in self.decoder_layers]
+            if part == "decoder" and self.destandardizer is not None:
+                steps.append(("destandardize", self.destandardizer))
+        return steps
+
+    def forward(self, x):
+        """Reconstruction (in the input's units) and code of raw inputs ``x``."""
+        z = self.encoder(x)
+        return self.decoder(z), z
+
+    def _extra_steps(self, part):
+        """Steps of a part only some network kinds have; none here."""
+        return []
 
     def parameter_groups(self):
         """``(weights, biases)``: weight decay applies to the first only."""
@@ -217,58 +286,12 @@ class MLPAutoencoder(_Layered):
             dec_linears = [nn.Linear(a, b, **f32) for a, b in zip(rev[:-1], rev[1:])]
         self.encoder_layers = self._dense(enc_linears, enc_acts)
         self.decoder_layers = self._dense(dec_linears, dec_acts)
-        self.standardizer = self.destandardizer = None
-        enc_mods, dec_mods = [], []
-        if scale is not None:
-            self.standardizer = Standardize(shift, scale)
-            self.destandardizer = Standardize(shift, scale, inverse=True)
-            enc_mods.append(self.standardizer)
-        for d in self.encoder_layers:
-            enc_mods += [d.linear, d.module]
-        for d in self.decoder_layers:
-            dec_mods += [d.linear, d.module]
-        if scale is not None:
-            dec_mods.append(self.destandardizer)
-        self.encoder = nn.Sequential(*enc_mods)
-        self.decoder = nn.Sequential(*dec_mods)
+        self._assemble(shift, scale, self.encoder_layers)
         self.tied_weights = tied_weights
 
     @staticmethod
     def _dense(linears, names):
         return tuple(Dense(lin, ACTIVATIONS[n].module(), ACTIVATIONS[n]) for lin, n in zip(linears, names))
-
-    def inference_steps(self, parts):
-        """The steps of an inference pass through ``parts``, in order.
-
-        Parameters
-        ----------
-        parts : sequence of {"standardize", "encoder", "decoder", "core"}
-            ``"encoder"``: raw inputs to codes; ``"decoder"``: codes to raw
-            inputs; ``"core"``: standardized inputs to standardized
-            reconstructions; ``"standardize"``: raw to standardized inputs.
-
-        Returns
-        -------
-        steps : list of tuple
-            ``("standardize", Standardize)``, ``("destandardize",
-            Standardize)`` or ``("dense", Dense)``.
-        """
-        steps = []
-        for part in parts:
-            if part in ("standardize", "encoder") and self.standardizer is not None:
-                steps.append(("standardize", self.standardizer))
-            if part in ("encoder", "core"):
-                steps += [("dense", layer) for layer in self.encoder_layers]
-            if part in ("decoder", "core"):
-                steps += [("dense", layer) for layer in self.decoder_layers]
-            if part == "decoder" and self.destandardizer is not None:
-                steps.append(("destandardize", self.destandardizer))
-        return steps
-
-    def forward(self, x):
-        """Reconstruction (in the input's units) and code of raw inputs ``x``."""
-        z = self.encoder(x)
-        return self.decoder(z), z
 
     def stages(self):
         """Shallow autoencoders for greedy pretraining, input side first.
