@@ -99,8 +99,14 @@ class MinimalVAE(nn.Module):
         self.dec = nn.Sequential(*dec, nn.Linear(rev[-1], d))
         self.k = k
 
+    def posterior(self, x):
+        """Mean and log-variance, with skae's parameterization of the deviation."""
+        mean, h = self.enc(x).chunk(2, dim=1)
+        std = F.softplus(h + math.log(math.e - 1)) + 1e-4
+        return mean, 2 * torch.log(std)
+
     def forward(self, x):
-        mean, lv = self.enc(x).chunk(2, dim=1)
+        mean, lv = self.posterior(x)
         z = mean + torch.exp(0.5 * lv) * torch.randn_like(mean)
         logits = self.dec(z)
         rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
@@ -131,7 +137,7 @@ def minimal_log_likelihood(model, X, k_samples, seed=0, rows=8):
     out = []
     for i in range(0, X.shape[0], rows):
         x = torch.from_numpy(X[i:i + rows])
-        mean, lv = model.enc(x).chunk(2, dim=1)
+        mean, lv = model.posterior(x)
         eps = torch.randn(x.shape[0], k_samples, model.k, generator=g)
         z = mean[:, None] + torch.exp(0.5 * lv)[:, None] * eps
         logits = model.dec(z)
@@ -249,6 +255,31 @@ def epoch_cost(X, hidden, latent, batch_size, epochs=3, repeats=3, rows=20000):
     return {loss: {k: float(np.median(v)) for k, v in d.items()} for loss, d in times.items()}
 
 
+def speed(X, hidden, latent, batch_size, lr, epochs=2, repeats=3):
+    """Seconds per epoch of skae's fit and the minimal loop, interleaved.
+
+    Each repeat fits skae for ``epochs`` epochs, then trains the minimal VAE
+    for as many, so that both see the same machine load; the whole ``fit``
+    call (input validation and the posterior KL pass included) is timed.
+    """
+    times = {"skae": [], "minimal": []}
+    for _ in range(repeats):
+        model = AutoencoderTransformer(
+            n_components=latent, hidden_layer_sizes=hidden, activation="tanh",
+            variational=True, loss="bce", output_activation="sigmoid", batch_size=batch_size,
+            learning_rate_init=lr, max_iter=epochs, n_iter_no_change=epochs, random_state=0,
+        )
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(X)
+        times["skae"].append((time.perf_counter() - start) / epochs)
+        start = time.perf_counter()
+        train_minimal(X, hidden, latent, epochs, batch_size, lr, seed=0)
+        times["minimal"].append((time.perf_counter() - start) / epochs)
+    return times
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", choices=("mnist", "fashion"), default="mnist")
@@ -267,9 +298,31 @@ def main(argv=None):
     p.add_argument("--adaptive", action="store_true",
                    help="skae only: learning_rate='adaptive' (divide by 5 after 10 epochs "
                         "without a 0.01-nat improvement) instead of a constant rate")
+    p.add_argument("--speed", action="store_true",
+                   help="only time epochs of skae and the minimal loop, interleaved")
     p.add_argument("--cost", action="store_true",
                    help="only time epochs of the plain and the variational autoencoder")
     args = p.parse_args(argv)
+    if args.speed:
+        X_train = load(args.dataset)[0]
+        times = speed(X_train, tuple(args.hidden), args.latent, args.batch_size, args.lr)
+        ratios = [a / b for a, b in zip(times["skae"], times["minimal"])]
+        lines = [
+            "# Training speed: skae against the minimal torch VAE, interleaved", "",
+            f"- command: `python benchmarks/bench_vae.py {' '.join(sys.argv[1:])}`",
+            f"- date: {time.strftime('%Y-%m-%dT%H:%M:%S%z')}; torch {torch.__version__}, "
+            f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}",
+            f"- all 60000 {args.dataset} training images, 784-{'-'.join(map(str, args.hidden))}"
+            f"-{args.latent} tanh, Bernoulli, batch {args.batch_size}; 3 repeats of (skae fit "
+            "of 2 epochs, then the minimal loop for 2 epochs)", "",
+            "| repeat | skae s/epoch | minimal s/epoch | ratio |", "|---|---:|---:|---:|",
+        ]
+        for i, (a, b) in enumerate(zip(times["skae"], times["minimal"]), 1):
+            lines.append(f"| {i} | {a:.2f} | {b:.2f} | {a / b:.2f} |")
+        lines += ["", f"median ratio: {float(np.median(ratios)):.2f}"]
+        print("\n".join(lines))
+        (ROOT / "benchmarks" / "results" / "vae_speed.md").write_text("\n".join(lines) + "\n")
+        return
     if args.cost:
         X_train = load(args.dataset)[0]
         cost = epoch_cost(X_train, tuple(args.hidden), args.latent, args.batch_size)

@@ -216,7 +216,7 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
 
     variational : bool, default=False
         Train a variational autoencoder (VAE): the encoder outputs the mean
-        and log-variance of a diagonal Gaussian posterior ``q(z | x)``, codes
+        and standard deviation of a diagonal Gaussian posterior ``q(z | x)``, codes
         are drawn from it with the reparameterization ``z = mean + sigma *
         eps``, and training maximizes the evidence lower bound (ELBO)
         ``E_q[log p(x | z)] - kl_weight * KL(q(z | x) || N(0, I))``. The

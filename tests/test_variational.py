@@ -459,3 +459,26 @@ def test_non_finite_rules(fitted_bernoulli, digits):
     far = digits[1][:3] * 1e200
     scores = gauss.score_samples(far)
     assert np.all(scores == -np.inf)
+
+
+def test_mixed_precision_and_denoising_variational_fits(small_X):
+    half = _vae(n_components=2, precision="bfloat16", max_iter=5).fit(small_X)
+    assert np.isfinite(half.loss_curve_).all() and np.isfinite(half.score_samples(small_X)).all()
+    denoising = _vae(n_components=2, noise="gaussian", noise_level=0.2, standardize=True,
+                     max_iter=5).fit(small_X)
+    assert set(denoising.loss_terms_) == {"reconstruction", "kl"}
+    # the same draws of the same noise: two fits agree exactly
+    again = _vae(n_components=2, noise="gaussian", noise_level=0.2, standardize=True,
+                 max_iter=5).fit(small_X)
+    assert denoising.loss_curve_ == again.loss_curve_
+
+
+def test_early_stopping_scores_the_held_out_elbo(digits):
+    model = _vae(n_components=4, hidden_layer_sizes=(32,), loss="bce",
+                 output_activation="sigmoid", early_stopping=True, max_iter=15, batch_size=64)
+    model.fit(digits[0])
+    scores = np.array(model.validation_scores_)
+    assert len(scores) == model.n_iter_ and model.best_validation_score_ == scores.max()
+    # an ELBO in nats per sample (about minus the training loss), not minus a
+    # per-element cross-entropy (which lies in (-1, 0) here)
+    assert scores[-1] < -10 and abs(scores[-1] + model.loss_curve_[-1]) < 5
