@@ -223,7 +223,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         training) the KL weight is ``kl_weight * min(1, t / kl_warmup)``, a
         linear ramp that helps avoid posterior collapse; 0 uses
         ``kl_weight`` from the start. Training does not stop for lack of
-        progress during the ramp. Used with ``variational=True``.
+        progress during the ramp, and ``best_loss_`` counts from its end.
+        Used with ``variational=True``.
 
     n_importance_samples : int, default=100
         Number ``K`` of importance samples of the log-likelihood estimate
