@@ -265,7 +265,8 @@ class VariationalGradient:
                     layer.activation.apply_(g)
             delta = torch.sub(g, xb, out=self.d_delta[-1][:m])
             bernoulli, beta = net.likelihood == "bernoulli", self.kl.current
-            kl = 0.5 * (mean.square() + std.square() - 1.0 - lv).sum(1)
+            var = std.square()
+            kl = 0.5 * (mean.square() + var - 1.0 - lv).sum(1)
             if bernoulli:
                 nll = F.binary_cross_entropy_with_logits(logits, xb, reduction="none").sum(1)
             else:
@@ -300,7 +301,7 @@ class VariationalGradient:
                 torch.add(d_z, mean, alpha=bw, out=d_stats[:, :k])
             # dL/dlv, then dlv/dh = 2 sigmoid(h + c) / std
             d_lv = d_z.mul_(eps).mul_(std).mul_(0.5)
-            d_lv.add_(std.square().sub_(1.0).mul_(0.5 * bw))
+            d_lv.add_(var.sub_(1.0).mul_(0.5 * bw))
             torch.mul(d_lv, torch.sigmoid(h_std + SOFTPLUS_ONE).div_(std).mul_(2.0),
                       out=d_stats[:, k:])
             _backward(net.hidden_layers + (net.posterior_layer,), self.h_out + [stats],

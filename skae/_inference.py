@@ -34,6 +34,14 @@ def _check_finite_input(x):
     )
 
 
+def _check_input(x, bce):
+    """Check a chunk of input: finite, and in [0, 1] when the loss is cross-entropy."""
+    _check_finite_input(x)
+    if bce and x.numel():
+        low, high = torch.aminmax(x)
+        check_bce_range(float(low), float(high), "Scale X as for fit.")
+
+
 class Forward:
     """An inference pass through a network's steps, in one dtype.
 
@@ -167,10 +175,7 @@ def reconstruction_errors(net, X, loss, width, per_feature):
     with torch.inference_mode():
         for a, b in iter_chunks(X.shape[0], width):
             xb = as_tensor(X[a:b], device, dtype)
-            _check_finite_input(xb)
-            if loss == "bce" and xb.numel():
-                low, high = torch.aminmax(xb)
-                check_bce_range(float(low), float(high), "Scale X as for fit.")
+            _check_input(xb, bce=loss == "bce")
             xs = standardize(xb)
             # in X's dtype: an error beyond it is inf, which the rule below keeps
             errors = elementwise_error(core(xs), xs, loss)
@@ -204,10 +209,7 @@ class _Variational:
         k = self.net.n_components
         for a, b in iter_chunks(X.shape[0], width):
             xb = as_tensor(X[a:b], self.device, self.dtype)
-            _check_finite_input(xb)
-            if self.net.likelihood == "bernoulli" and xb.numel():
-                low, high = torch.aminmax(xb)
-                check_bce_range(float(low), float(high), "Scale X as for fit.")
+            _check_input(xb, bce=self.net.likelihood == "bernoulli")
             xs = self.standardize(xb)
             stats = self.posterior(xs)
             yield a, b, xs, stats[:, :k], 2.0 * torch.log(posterior_std(stats[:, k:]))

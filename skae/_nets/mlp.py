@@ -10,6 +10,21 @@ from torch import nn
 from .activations import ACTIVATIONS
 
 
+def glorot_uniform_(layer, generator, fan_out=None):
+    """Draw a :class:`Dense` layer's weight and bias from ``U(-b, b)``, in place.
+
+    ``b = sqrt(factor / (fan_in + fan_out))`` with the factor of the
+    activation that follows (see :class:`~skae._nets.activations.Activation`),
+    as scikit-learn's MLP does; ``fan_out`` defaults to the layer's outputs.
+    """
+    lin = layer.linear
+    fan_out = lin.out_features if fan_out is None else fan_out
+    bound = math.sqrt(layer.activation.glorot_factor / (lin.in_features + fan_out))
+    with torch.no_grad():
+        lin.weight.uniform_(-bound, bound, generator=generator)
+        lin.bias.uniform_(-bound, bound, generator=generator)
+
+
 class Standardize(nn.Module):
     """Per-feature affine map ``(x - shift) / scale``, or its inverse.
 
@@ -316,12 +331,8 @@ class MLPAutoencoder(_Layered):
         """
         with torch.no_grad():
             for layer in self.encoder_layers + self.decoder_layers:
-                if isinstance(layer.linear, TiedLinear):
-                    continue
-                lin = layer.linear
-                bound = math.sqrt(layer.activation.glorot_factor / (lin.in_features + lin.out_features))
-                lin.weight.uniform_(-bound, bound, generator=generator)
-                lin.bias.uniform_(-bound, bound, generator=generator)
+                if not isinstance(layer.linear, TiedLinear):
+                    glorot_uniform_(layer, generator)
 
 
 def build_mlp(spec, shift=None, scale=None, generator=None):

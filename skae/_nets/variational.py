@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .activations import ACTIVATIONS
-from .mlp import Dense, NetOutput, _Layered
+from .mlp import Dense, NetOutput, _Layered, glorot_uniform_
 
 LOG_2PI = math.log(2 * math.pi)
 #: ``softplus(SOFTPLUS_ONE) = 1``: a zero pre-activation is a unit standard deviation.
@@ -239,12 +239,11 @@ class VariationalAutoencoder(_Layered):
         bias (unit posterior deviation), the noise log-variance at 0.
         """
         with torch.no_grad():
-            for layer in self.hidden_layers + (self.posterior_layer,) + self.decoder_layers:
-                lin = layer.linear
-                fan_out = lin.out_features // 2 if lin is self.posterior else lin.out_features
-                bound = math.sqrt(layer.activation.glorot_factor / (lin.in_features + fan_out))
-                lin.weight.uniform_(-bound, bound, generator=generator)
-                lin.bias.uniform_(-bound, bound, generator=generator)
+            for layer in self.hidden_layers:  # in this order: input side first
+                glorot_uniform_(layer, generator)
+            glorot_uniform_(self.posterior_layer, generator, fan_out=self.n_components)
+            for layer in self.decoder_layers:
+                glorot_uniform_(layer, generator)
             self.posterior.weight[self.n_components:].zero_()
             self.posterior.bias[self.n_components:].zero_()
             if self.log_noise_variance is not None:
