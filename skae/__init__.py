@@ -1,14 +1,18 @@
 """scikit-learn compatible autoencoders, trained with PyTorch."""
 
 from ._base import PosteriorCollapseWarning
+from ._images import corrupt
 from .anomaly import AutoencoderAnomalyDetector
+from .regressor import AutoencoderRegressor
 from .transformer import AutoencoderTransformer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AutoencoderAnomalyDetector",
+    "AutoencoderRegressor",
     "AutoencoderTransformer",
     "PosteriorCollapseWarning",
+    "corrupt",
     "__version__",
 ]

@@ -57,7 +57,8 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         n_iter_no_change, standardize, sparsity, sparsity_weight, sparsity_target,
         sparsity_layers, noise, noise_level, contractive_weight, pretraining,
         pretraining_max_iter, tied_weights, variational, kl_weight, kl_warmup,
-        n_importance_samples, device, precision,
+        n_importance_samples, architecture, image_shape, conv_channels, kernel_size, device,
+        precision,
     ):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -99,6 +100,10 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         self.kl_weight = kl_weight
         self.kl_warmup = kl_warmup
         self.n_importance_samples = n_importance_samples
+        self.architecture = architecture
+        self.image_shape = image_shape
+        self.conv_channels = conv_channels
+        self.kernel_size = kernel_size
         self.device = device
         self.precision = precision
 
@@ -118,7 +123,10 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
             self.__dict__.update(snapshot)
             raise
 
-    def _fit(self, X, incremental=False):
+    #: Whether ``fit`` takes targets (paired data) instead of reconstructing X.
+    _paired = False
+
+    def _fit(self, X, incremental=False, Y=None):
         """Fit from scratch, or continue (warm start, partial fit); call in a transaction.
 
         Runs with autograd enabled even when called under ``torch.no_grad()`` or
@@ -131,13 +139,23 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         spec : skae._params.Spec
         """
         with torch.inference_mode(False), torch.enable_grad():
-            return self._fit_with_grad(X, incremental)
+            return self._fit_with_grad(X, incremental, Y)
 
-    def _fit_with_grad(self, X, incremental):
+    def _validate_training_data(self, X, Y, reset):
+        """``(X, Y)`` validated; ``Y`` 2-D in X's dtype, or None for an autoencoder."""
+        if not self._paired:
+            return validate_data(self, X, dtype=[np.float64, np.float32], reset=reset), None
+        X, Y = validate_data(self, X, Y, dtype=[np.float64, np.float32], multi_output=True,
+                             y_numeric=True, reset=reset)
+        Y = np.asarray(Y, dtype=X.dtype)
+        return X, Y.reshape(Y.shape[0], -1)
+
+    def _fit_with_grad(self, X, incremental, Y):
         params = self.get_params(deep=False)  # every parameter is read from here on
         reuse = hasattr(self, "module_") and (incremental or bool(params["warm_start"]))
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not reuse)
-        spec = resolve(params, type(self).__name__, X, incremental=incremental)
+        X, Y = self._validate_training_data(X, Y, reset=not reuse)
+        spec = resolve(params, type(self).__name__, X, incremental=incremental,
+                       n_outputs=None if Y is None else Y.shape[1])
         if reuse:
             spec.check_same_network(self._spec)
         rng = copy.deepcopy(self._random_state) if reuse else check_random_state(params["random_state"])
@@ -145,16 +163,17 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         if reuse:  # train copies: the fitted model stays intact should this call fail
             net, state = copy.deepcopy(self.module_), copy.deepcopy(self._train_state)
         else:
-            net, state = self._new_network(spec, X, seed), TrainState()
+            net, state = self._new_network(spec, X, seed, Y), TrainState()
         resume = reuse and incremental and self._spec.solver == spec.solver
         result = train(
-            spec, X, net.to(spec.device), state, seed=seed,
+            spec, X if Y is None else np.hstack([X, Y]), net.to(spec.device), state, seed=seed,
             optimizer_state=self._optimizer_state if resume else None,
             pretrain=not reuse and spec.pretraining == "greedy",
         )
         latent_kl = _inference.latent_kl(net, X, spec.max_width) if spec.variational else None
         self._publish(spec, net, state, result, rng, fresh=not reuse)
-        self.latent_kl_ = latent_kl
+        if not self._paired:
+            self.latent_kl_ = latent_kl
         if not reuse:
             self._inference_seed = seed
         if latent_kl is not None and not incremental and latent_kl.max() < COLLAPSE_KL:
@@ -176,12 +195,14 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         return X, spec
 
     @staticmethod
-    def _new_network(spec, X, seed):
-        """A freshly initialized network for ``spec`` (statistics from ``X``)."""
-        shift = scale = None
+    def _new_network(spec, X, seed, Y=None):
+        """A freshly initialized network for ``spec`` (statistics from ``X`` and ``Y``)."""
+        shift = scale = targets = None
         if spec.standardize:
             shift, scale = map(torch.from_numpy, standardization(X, spec.owner))
-        if not spec.regularized and spec.n_components >= spec.n_features:
+            if Y is not None:
+                targets = tuple(map(torch.from_numpy, standardization(Y, spec.owner)))
+        if Y is None and not spec.regularized and spec.n_components >= spec.n_features:
             warnings.warn(
                 f"{spec.owner} with n_components={spec.n_components} >= n_features="
                 f"{spec.n_features} and no regularizer can learn the identity map and extract "
@@ -189,7 +210,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
                 "noise=... or contractive_weight=....",
                 UserWarning, stacklevel=5,
             )
-        return build_network(spec, shift, scale, torch.Generator().manual_seed(seed))
+        return build_network(spec, shift, scale, torch.Generator().manual_seed(seed), targets)
 
     def _publish(self, spec, net, state, result, rng, fresh):
         """Set the fitted attributes."""
@@ -231,7 +252,8 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         return self._apply(Z, ("decoder",), self._spec.n_features)
 
     def _reconstruct(self, X):
-        return self._apply(X, ("encoder", "decoder"), self._spec.n_features)
+        spec = self._spec
+        return self._apply(X, ("reconstruct",), spec.n_outputs or spec.n_features)
 
     def _errors(self, X, per_feature):
         return _inference.reconstruction_errors(
@@ -247,6 +269,18 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
     def _feature_nll(self, X):
         return _inference.feature_negative_log_likelihood(self.module_, X, self._spec.max_width)
 
+    # -------------------------------------------------------------- pickling
+    def __getstate__(self):
+        return get_state(super().__getstate__())
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        set_state(self, resolve_device)
+
+
+class _ReconstructMixin:
+    """The public ``reconstruct`` of the estimators that reconstruct their input."""
+
     def reconstruct(self, X):
         """Encode and decode ``X``.
 
@@ -261,11 +295,3 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
             Reconstruction of ``X``, in ``X``'s dtype (float64 or float32).
         """
         return self._reconstruct(self._validate_X(X))
-
-    # -------------------------------------------------------------- pickling
-    def __getstate__(self):
-        return get_state(super().__getstate__())
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        set_state(self, resolve_device)

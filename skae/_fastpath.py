@@ -81,6 +81,8 @@ def covers(objective, net, precision):
         return False
     if objective.loss != "mse" or objective.terms or type(objective.corruption) not in CORRUPTIONS:
         return False
+    if objective.n_inputs is not None or net.skip:  # paired data, skip connections
+        return False
     layers = net.encoder_layers + net.decoder_layers
     return all(
         type(layer.linear) is nn.Linear and layer.activation.name in ACTIVATIONS

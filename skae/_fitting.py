@@ -14,7 +14,7 @@ import torch
 from ._data import row_source, training_rows
 from ._device import training_context, training_threads
 from ._fastpath import loss_function
-from ._objective import build_objective, elementwise_error, gaussian_kl
+from ._objective import build_objective, elementwise_error, gaussian_kl, split_rows
 from ._pretraining import pretrain_greedy
 from ._training import (
     EarlyStopping,
@@ -102,7 +102,8 @@ def _stopping(spec, data, seed, n_rows, state):
                 out = net.forward_standardized(x, noise=noise.to(x.device))
                 nelbo = net.negative_log_likelihood(out, x) + gaussian_kl(out.mean, out.log_variance)
                 return nelbo.unsqueeze(1)
-            return elementwise_error(net.forward_standardized(x).reconstruction, x, spec.loss)
+            x, target = split_rows(x, net.n_inputs)
+            return elementwise_error(net.forward_standardized(x).reconstruction, target, spec.loss)
 
         def score(net):
             return -mean_error(net, data, val_index, error, spec.max_width)
@@ -129,8 +130,9 @@ def train(spec, X, net, state, *, seed, optimizer_state=None, pretrain=False):
     Parameters
     ----------
     spec : skae._params.Spec
-    X : ndarray of shape (n_samples, n_features)
-        Validated training data.
+    X : ndarray of shape (n_samples, n_features) or (n_samples, n_features + n_outputs)
+        Validated training data; for paired data (``spec.n_outputs`` set),
+        each row's inputs followed by its targets.
     net : torch.nn.Module
         The network, on ``spec.device``; trained in place.
     state : skae._training.TrainState
@@ -146,9 +148,7 @@ def train(spec, X, net, state, *, seed, optimizer_state=None, pretrain=False):
     -------
     result : FitResult
     """
-    stats = (None, None)
-    if net.standardizer is not None:
-        stats = (net.standardizer.shift.cpu().numpy(), net.standardizer.scale.cpu().numpy())
+    stats = net.training_statistics()
     rows = training_rows(X, *stats, owner=spec.owner)
     batch_size = min(spec.batch_size, X.shape[0])
     data = row_source(rows, spec.device, batch_size)
@@ -156,7 +156,8 @@ def train(spec, X, net, state, *, seed, optimizer_state=None, pretrain=False):
     if optimizer_state is not None:
         resume(optimizer, optimizer_state)
     generators = Generators(seed + 1)
-    objective = build_objective(spec, rows, generators(spec.device))
+    input_stats = None if stats[0] is None else tuple(a[:spec.n_features] for a in stats)
+    objective = build_objective(spec, rows, generators(spec.device), input_stats)
     if not spec.incremental:  # a new call to fit: a fresh optimizer, a fresh count
         state.no_improvement_count = 0
     index, callbacks = _stopping(spec, data, seed, X.shape[0], state)

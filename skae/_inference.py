@@ -1,12 +1,13 @@
 """Chunked inference: numpy in, numpy out, in the input's dtype.
 
-Float64 input is computed in float64 (weights cast once per call, the
-module is never copied), float32 input in float32; standardization is
+Float64 input is computed in float64 (weights cast once per call; the
+module is only copied for networks with skip connections), float32 input in float32; standardization is
 always computed in float64. Buffers are reused from chunk to chunk and, on
 the CPU, results are written straight into the output array. Finiteness is
 checked chunk by chunk while the chunk is in cache.
 """
 
+import copy
 import math
 
 import numpy as np
@@ -56,10 +57,15 @@ class Forward:
     def __init__(self, steps, dtype):
         self.steps = []
         for kind, part in steps:
-            if kind == "dense":
+            if kind in ("dense", "map"):
                 w = part.linear.weight.detach().to(dtype)
                 b = part.linear.bias.detach().to(dtype)
                 self.steps.append((kind, part, w, b))
+            elif kind == "module":  # a whole sub-network: a copy in this dtype if need be
+                params = list(part.net.parameters())
+                if params and params[0].dtype != dtype:
+                    part = type(part)(copy.deepcopy(part.net).to(dtype))
+                self.steps.append((kind, part, None, None))
             else:
                 self.steps.append((kind, part, None, None))
         self._buffers = {}
@@ -75,12 +81,20 @@ class Forward:
         """Apply the steps to ``x``; write the result into ``out`` when given."""
         m, last, h = x.shape[0], len(self.steps) - 1, x
         for i, (kind, part, w, b) in enumerate(self.steps):
-            width = w.shape[0] if kind == "dense" else h.shape[1]
+            if kind == "module":  # a sub-network: its own buffers
+                h = part(h)
+                if i == last and out is not None:
+                    h = out.copy_(h)
+                continue
+            width = (w.shape[0] if kind == "dense" else part.linear.out_features if kind == "map"
+                     else h.shape[1])
             target = out if i == last and out is not None else self._buffer(i, m, width, x)
             if kind == "standardize":  # float64 arithmetic, written in x's dtype
                 h = torch.sub(h, part.shift, out=target).div_(part.scale)
             elif kind == "destandardize":
                 h = torch.addcmul(part.shift, h, part.scale, out=target)
+            elif kind == "map":
+                h = target.copy_(part.module(part.linear.apply_to(h, w, b)))
             elif part.activation.apply_ is not None:
                 h = torch.addmm(b, h, w.t(), out=target)
                 part.activation.apply_(h)

@@ -276,6 +276,116 @@ class GaussianKL:
 
 
 # ------------------------------------------------------------------- registry
+class BlockMasking:
+    """Set one random rectangle of each image to 0 (the mean when standardizing), all channels.
+
+    Parameters
+    ----------
+    level : float
+        Fraction of the image's area the rectangle covers (its sides are
+        ``sqrt(level)`` of the image's, at least one pixel).
+    image_shape : tuple of int
+        ``(H, W, C)``; rows are laid out channels last.
+    generator : torch.Generator
+    """
+
+    def __init__(self, level, image_shape, generator):
+        self.level, self.image_shape, self.generator = level, image_shape, generator
+        h, w, _ = image_shape
+        self.size = (max(1, round(math.sqrt(level) * h)), max(1, round(math.sqrt(level) * w)))
+
+    def mask(self, m, device):
+        """Boolean ``(m, H * W * C)``: the hidden pixels of ``m`` images."""
+        h, w, c = self.image_shape
+        (bh, bw), g = self.size, self.generator
+        top = torch.randint(0, h - bh + 1, (m, 1), generator=g, device=device)
+        left = torch.randint(0, w - bw + 1, (m, 1), generator=g, device=device)
+        rows = torch.arange(h, device=device) - top
+        cols = torch.arange(w, device=device) - left
+        inside = ((rows >= 0) & (rows < bh)).unsqueeze(2) & ((cols >= 0) & (cols < bw)).unsqueeze(1)
+        return inside.unsqueeze(3).expand(m, h, w, c).reshape(m, -1)
+
+    def __call__(self, x):
+        """Corrupted copy of ``x``."""
+        return x.masked_fill(self.mask(x.shape[0], x.device), 0.0)
+
+
+#: A 5-pixel-high bitmap font for the watermark text (1 = ink).
+_GLYPHS = {
+    "A": ("010", "101", "111", "101", "101"),
+    "E": ("111", "100", "110", "100", "111"),
+    "C": ("011", "100", "100", "100", "011"),
+    "O": ("010", "101", "101", "101", "010"),
+    "P": ("110", "101", "110", "100", "100"),
+    "Y": ("101", "101", "010", "010", "010"),
+    " ": ("0", "0", "0", "0", "0"),
+}
+
+
+def watermark_pattern(text, width):
+    """``text`` in the bitmap font, scaled (nearest neighbour) to about half of ``width``.
+
+    Returns
+    -------
+    pattern : torch.Tensor of shape (ph, pw), float32, 1 on the strokes, 0 elsewhere
+    """
+    columns = []
+    for i, ch in enumerate(text):
+        if i:
+            columns.append("0" * 5)
+        glyph = _GLYPHS[ch]
+        columns += ["".join(row[j] for row in glyph) for j in range(len(glyph[0]))]
+    bitmap = torch.tensor([[float(c) for c in col] for col in columns]).t()
+    scale = max(1, round(width / (2 * bitmap.shape[1])))
+    return bitmap.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+
+
+class Watermark:
+    """Blend a semi-transparent text overlay into each image at a random position.
+
+    ``x + level * stroke * (value - x)``: a stroke pixel moves the fraction
+    ``level`` (the opacity) of the way to ``value``, the brightest value of
+    the training data (white), in all channels. The text is placed at a
+    uniformly random position per image (clipped at the borders when it is
+    wider than the image).
+
+    Parameters
+    ----------
+    level : float
+        Opacity in [0, 1].
+    image_shape : tuple of int
+        ``(H, W, C)``.
+    value : torch.Tensor of shape (H * W * C,)
+        The overlay's colour per feature, in training units.
+    generator : torch.Generator
+    text : str, default="COPY"
+    """
+
+    def __init__(self, level, image_shape, value, generator, text="COPY"):
+        self.level, self.image_shape, self.value, self.generator = level, image_shape, value, generator
+        self.pattern = watermark_pattern(text, image_shape[1])
+
+    def strokes(self, m, device, dtype):
+        """``(m, H * W * C)``: where the overlay's strokes fall (1) in ``m`` images."""
+        h, w, c = self.image_shape
+        pattern = self.pattern.to(device=device, dtype=dtype)
+        ph, pw = pattern.shape
+        g = self.generator
+        top = torch.randint(0, max(1, h - ph + 1), (m, 1), generator=g, device=device)
+        left = torch.randint(0, max(1, w - pw + 1), (m, 1), generator=g, device=device)
+        rows = torch.arange(h, device=device) - top
+        cols = torch.arange(w, device=device) - left
+        ok_r, ok_c = (rows >= 0) & (rows < ph), (cols >= 0) & (cols < pw)
+        ink = pattern[rows.clamp(0, ph - 1).unsqueeze(2), cols.clamp(0, pw - 1).unsqueeze(1)]
+        ink = ink * (ok_r.unsqueeze(2) & ok_c.unsqueeze(1))
+        return ink.unsqueeze(3).expand(m, h, w, c).reshape(m, -1)
+
+    def __call__(self, x):
+        """Corrupted copy of ``x``."""
+        alpha = self.level * self.strokes(x.shape[0], x.device, x.dtype)
+        return x + alpha * (self.value.to(x.dtype) - x)
+
+
 def _sparsity_term(spec):
     if spec.sparsity is None or spec.sparsity_weight == 0:
         return None
@@ -310,10 +420,15 @@ class Objective:
         clean one is the target.
     trim : float
         Trimmed-loss fraction (0 for none).
+    n_inputs : int or None, default=None
+        Paired data: each training row holds ``n_inputs`` input columns
+        followed by the target's; the network maps the (corrupted) input to
+        the target. None: the target is the row itself (an autoencoder).
     """
 
-    def __init__(self, loss, terms=(), corruption=None, trim=0.0):
+    def __init__(self, loss, terms=(), corruption=None, trim=0.0, n_inputs=None):
         self.loss, self.terms, self.corruption, self.trim = loss, tuple(terms), corruption, trim
+        self.n_inputs = n_inputs
         self._activations = any(t.needs_activations for t in self.terms)
 
     def __call__(self, net, xb):
@@ -321,9 +436,10 @@ class Objective:
 
         ``parts`` maps ``"reconstruction"`` and each term's name to its value.
         """
+        xb, target = split_rows(xb, self.n_inputs)
         x_in = xb if self.corruption is None else self.corruption(xb)
         output = net.forward_standardized(x_in, keep_activations=self._activations)
-        rec = reconstruction_loss(output.reconstruction, xb, self.loss, self.trim)
+        rec = reconstruction_loss(output.reconstruction, target, self.loss, self.trim)
         parts, total = {"reconstruction": rec}, rec
         for term in self.terms:
             value = term(output, x_in, net)
@@ -380,33 +496,85 @@ class VariationalObjective(Objective):
         return total, parts
 
 
-def build_objective(spec, rows, generator):
+def split_rows(rows, n_inputs):
+    """``(inputs, targets)`` of training rows: the row twice, or its two parts (paired data)."""
+    if n_inputs is None:
+        return rows, rows
+    return rows[:, :n_inputs], rows[:, n_inputs:]
+
+
+def make_corruption(noise, level, rows, generator, image_shape=None, statistics=None):
+    """The corruption ``noise=`` names, for rows like ``rows`` (None when ``level`` is 0).
+
+    Parameters
+    ----------
+    noise : str or None
+        One of :data:`NOISES`.
+    level : float
+    rows : torch.Tensor of shape (n_samples, n_features)
+        Training rows (inputs only), in training units: salt-and-pepper's
+        per-feature extremes and the watermark's colour come from them.
+    generator : torch.Generator
+        On the rows' device.
+    image_shape : tuple of int or None
+    statistics : tuple of numpy.ndarray or None
+        ``(shift, scale)`` of the standardization, so that the watermark is
+        the brightest raw value whatever each feature's scale.
+
+    Returns
+    -------
+    corruption : callable or None
+    """
+    if noise is None or level == 0:
+        return None
+    if noise == "gaussian":
+        return GaussianNoise(level, generator)
+    if noise == "masking":
+        return Masking(level, generator)
+    if noise == "block":
+        return BlockMasking(level, image_shape, generator)
+    low, high = torch.aminmax(rows, dim=0)
+    if noise == "salt_and_pepper":
+        return SaltAndPepper(level, low, high, generator)
+    # watermark: the brightest raw value, in each feature's training units
+    shift, scale = (0.0, 1.0) if statistics is None or statistics[0] is None else (
+        torch.as_tensor(statistics[0], device=rows.device), torch.as_tensor(statistics[1], device=rows.device))
+    brightest = (high.to(torch.float64) * scale + shift).max()
+    return Watermark(level, image_shape, ((brightest - shift) / scale).to(rows.dtype), generator)
+
+
+#: The corruptions ``noise=`` accepts; the last two need ``image_shape``.
+NOISES = ("gaussian", "masking", "salt_and_pepper", "block", "watermark")
+IMAGE_NOISES = ("block", "watermark")
+
+
+def build_objective(spec, rows, generator, statistics=None):
     """Build the :class:`Objective` a Spec describes.
 
     Parameters
     ----------
     spec : skae._params.Spec
     rows : torch.Tensor of shape (n_samples, n_features)
-        The training rows (for salt-and-pepper's per-feature extremes).
+        The training rows (for salt-and-pepper's per-feature extremes and
+        the watermark's colour), on the training device's side.
     generator : torch.Generator
         Corruption randomness, on the training device.
+    statistics : tuple of numpy.ndarray or None, default=None
+        ``(shift, scale)`` of the inputs' standardization.
 
     Returns
     -------
     objective : Objective
     """
-    corruption = None
-    if spec.noise is not None and spec.noise_level > 0:
-        if spec.noise == "gaussian":
-            corruption = GaussianNoise(spec.noise_level, generator)
-        elif spec.noise == "masking":
-            corruption = Masking(spec.noise_level, generator)
-        else:
-            low, high = torch.aminmax(rows, dim=0)
-            corruption = SaltAndPepper(
-                spec.noise_level, low.to(spec.device), high.to(spec.device), generator
-            )
+    inputs = split_rows(rows, spec.n_features if spec.n_outputs is not None else None)[0]
+    corruption = make_corruption(spec.noise, spec.noise_level, inputs, generator, spec.image_shape,
+                                 statistics)
+    if isinstance(corruption, SaltAndPepper):
+        corruption.low, corruption.high = corruption.low.to(spec.device), corruption.high.to(spec.device)
+    if isinstance(corruption, Watermark):
+        corruption.value = corruption.value.to(spec.device)
     terms = [t for t in (build(spec) for build in TERMS) if t is not None]
     if spec.variational:
         return VariationalObjective(terms, corruption, spec.trim_fraction, generator)
-    return Objective(spec.loss, terms, corruption, spec.trim_fraction)
+    n_inputs = spec.n_features if spec.n_outputs is not None else None
+    return Objective(spec.loss, terms, corruption, spec.trim_fraction, n_inputs)

@@ -16,7 +16,8 @@ import torch
 from ._compat import Interval, InvalidParameterError, StrOptions
 from ._device import resolve_device
 from ._nets.activations import ACTIVATIONS, UNIT_INTERVAL
-from ._objective import check_bce_range
+from ._nets.conv import stage_shapes
+from ._objective import IMAGE_NOISES, NOISES, check_bce_range
 
 _ACTIVATION = StrOptions(set(ACTIVATIONS))
 
@@ -52,7 +53,7 @@ CONSTRAINTS = {
     "sparsity_weight": [Interval(Real, 0, None, closed="left")],
     "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
     "sparsity_layers": [StrOptions({"code", "all"}), "array-like"],
-    "noise": [None, StrOptions({"gaussian", "masking", "salt_and_pepper"})],
+    "noise": [None, StrOptions(set(NOISES))],
     "noise_level": [Interval(Real, 0, None, closed="left")],
     "contractive_weight": [Interval(Real, 0, None, closed="left")],
     "pretraining": [None, StrOptions({"greedy"})],
@@ -62,6 +63,10 @@ CONSTRAINTS = {
     "kl_weight": [Interval(Real, 0, None, closed="left")],
     "kl_warmup": [Interval(Integral, 0, None, closed="left")],
     "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
+    "architecture": [StrOptions({"mlp", "conv"})],
+    "image_shape": [None, "array-like"],
+    "conv_channels": ["array-like", Interval(Integral, 1, None, closed="left")],
+    "kernel_size": [Interval(Integral, 1, None, closed="left")],
     "device": [str, torch.device],
     "precision": [StrOptions({"float32", "tf32", "bfloat16"})],
 }
@@ -70,7 +75,13 @@ CONSTRAINTS = {
 #: number of features is rejected earlier, by scikit-learn's validate_data).
 ARCHITECTURE = ("n_components", "hidden_layer_sizes", "activation",
                 "latent_activation", "output_activation", "standardize", "tied_weights",
-                "variational")
+                "variational", "architecture", "image_shape", "conv_channels", "kernel_size",
+                "skip_connections", "n_outputs")
+
+#: Parameters that only some estimators have, and the value that means "not used".
+_ABSENT = {"variational": False, "kl_weight": 1.0, "kl_warmup": 0, "n_importance_samples": 1,
+           "pretraining": None, "pretraining_max_iter": None, "tied_weights": False,
+           "contractive_weight": 0.0, "skip_connections": False}
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,13 @@ class Spec:
     kl_weight: float
     kl_warmup: int
     n_importance_samples: int
+    architecture: str
+    image_shape: object
+    conv_channels: tuple
+    kernel_size: int
+    skip_connections: bool
+    n_outputs: object
+    output_image_shape: object
     device: torch.device
     precision: str
     trim_fraction: float
@@ -138,13 +156,22 @@ class Spec:
 
     @property
     def widths(self):
-        """Encoder widths, input first."""
-        return (self.n_features, *self.hidden_layer_sizes, self.n_components)
+        """Encoder widths (flattened for convolutional stages), input first."""
+        convs = ()
+        if self.architecture == "conv":
+            shapes = stage_shapes(self.image_shape, self.conv_channels, self.kernel_size)[1:]
+            convs = tuple(c * h * w for c, h, w in shapes)
+        return (self.n_features, *convs, *self.hidden_layer_sizes, self.n_components)
+
+    @property
+    def n_encoder_layers(self):
+        """Encoder layers, the code's included (what ``sparsity_layers`` indexes)."""
+        return len(self.widths) - 1
 
     @property
     def max_width(self):
         """Widest layer: bounds the rows per inference or validation chunk."""
-        return max(self.widths)
+        return max(*self.widths, self.n_outputs or 0)
 
     @property
     def regularized(self):
@@ -208,7 +235,7 @@ def _contamination(params, owner):
     return value if value is None or isinstance(value, str) else _real(params, owner, "contamination")
 
 
-def _hidden_sizes(value, owner):
+def _hidden_sizes(value, owner, name="hidden_layer_sizes", empty=True):
     sizes = (value,) if isinstance(value, Integral) and not isinstance(value, bool) else value
     ordered = isinstance(sizes, (list, tuple, range, np.ndarray))  # not a set or dict
     sizes = tuple(np.asarray(sizes, dtype=object).ravel()) if ordered and np.ndim(sizes) == 1 else (
@@ -216,8 +243,10 @@ def _hidden_sizes(value, owner):
     ok = sizes is not None and all(
         isinstance(s, Integral) and not isinstance(s, (bool, np.bool_)) and s >= 1 for s in sizes
     )
+    ok = ok and (empty or bool(sizes))
     if not ok:
-        raise _invalid(owner, "hidden_layer_sizes", "a sequence of ints >= 1 (or empty)", value)
+        raise _invalid(owner, name, "a sequence of ints >= 1" + (" (or empty)" if empty else ""),
+                       value)
     return tuple(int(s) for s in sizes)
 
 
@@ -242,8 +271,73 @@ def _sparse_layers(params, owner, n_layers):
     return indices
 
 
+def _image_shape(value, owner, n_features):
+    """``image_shape`` as ``(H, W, C)`` with any ``-1`` resolved, or None."""
+    if value is None:
+        return None
+    ok = isinstance(value, (list, tuple, np.ndarray)) and np.ndim(value) == 1 and len(value) in (2, 3)
+    dims = list(value) if ok else []
+    ok = ok and all(isinstance(d, Integral) and not isinstance(d, (bool, np.bool_))
+                    and (d >= 1 or d == -1) for d in dims) and sum(d == -1 for d in dims) <= 1
+    if not ok:
+        raise _invalid(owner, "image_shape", "None or a tuple (height, width) or (height, width, "
+                       "channels) of ints >= 1, one of which may be -1", value)
+    dims = [int(d) for d in dims] + ([1] if len(dims) == 2 else [])
+    known = int(np.prod([d for d in dims if d != -1]))
+    if -1 in dims and n_features % known == 0 and n_features:
+        dims[dims.index(-1)] = n_features // known
+    if int(np.prod(dims)) != n_features:
+        raise ValueError(
+            f"image_shape={tuple(value)!r} on {owner} does not match X's {n_features} features: "
+            "each row must be one image, laid out as images.reshape(n_samples, -1) lays out a "
+            "(n_samples, height, width, channels) batch."
+        )
+    return tuple(dims)
+
+
+def _output_image_shape(spec_values, owner):
+    """The decoder's ``(H, W, C)``: the input's, or paired targets' with their own channels."""
+    shape, n_outputs = spec_values["image_shape"], spec_values["n_outputs"]
+    if shape is None or n_outputs is None:
+        return shape
+    h, w, _ = shape
+    if n_outputs % (h * w):
+        raise ValueError(
+            f"{owner} with image_shape={shape!r}: the targets' {n_outputs} columns are not a "
+            f"whole number of channels of {h}x{w} images. Targets must be images of the input's "
+            "height and width, laid out as images.reshape(n_samples, -1)."
+        )
+    return (h, w, n_outputs // (h * w))
+
+
+def _check_image_rules(spec):
+    owner = spec.owner
+    if spec.architecture == "conv":
+        if spec.image_shape is None:
+            raise ValueError(
+                f"architecture='conv' on {owner} needs image_shape=(height, width, channels): "
+                "how each row of X is laid out as an image."
+            )
+        if spec.kernel_size % 2 == 0:
+            raise _invalid(owner, "kernel_size", "an odd int (the stages keep the image centred)",
+                           spec.kernel_size)
+        for name, clash in (("tied_weights", spec.tied_weights),
+                            ("contractive_weight", spec.contractive_weight > 0)):
+            if clash:
+                raise ValueError(
+                    f"architecture='conv' on {owner} does not support {name}="
+                    f"{getattr(spec, name)!r} (it is defined for dense layers only)."
+                )
+    if spec.noise in IMAGE_NOISES and spec.noise_level > 0 and spec.image_shape is None:
+        raise ValueError(
+            f"noise={spec.noise!r} on {owner} corrupts images and needs image_shape="
+            "(height, width, channels)."
+        )
+
+
 def _check_data_rules(spec, X):
     owner = spec.owner
+    _check_image_rules(spec)
     if spec.loss == "bce":
         if spec.standardize:
             raise ValueError(
@@ -260,13 +354,13 @@ def _check_data_rules(spec, X):
             check_bce_range(
                 X.min(), X.max(), "Scale X (e.g. with MinMaxScaler) or use loss='mse'."
             )
-    if spec.noise in ("masking", "salt_and_pepper") and spec.noise_level > 1:
+    if spec.noise in ("masking", "salt_and_pepper", *IMAGE_NOISES) and spec.noise_level > 1:
         raise _invalid(
             owner, "noise_level",
             f"in [0, 1] with noise={spec.noise!r} (a fraction of the entries)", spec.noise_level,
         )
     if spec.sparsity == "kl":
-        n_layers = len(spec.hidden_layer_sizes) + 1
+        n_layers = spec.n_encoder_layers
         for i in spec.sparsity_layers:
             which = "latent_activation" if i == n_layers - 1 else "activation"
             act = getattr(spec, which)
@@ -304,7 +398,7 @@ def _check_variational(spec):
             )
 
 
-def resolve(params, owner, X, *, incremental=False):
+def resolve(params, owner, X, *, incremental=False, n_outputs=None):
     """Resolve validated parameters and the training data into a :class:`Spec`.
 
     Parameters
@@ -318,15 +412,20 @@ def resolve(params, owner, X, *, incremental=False):
         Validated training data.
     incremental : bool, default=False
         Whether this is a ``partial_fit`` call.
+    n_outputs : int or None, default=None
+        Width of the targets of paired data; None for an autoencoder.
 
     Returns
     -------
     spec : Spec
     """
+    params = {**_ABSENT, **params}
     hidden = _hidden_sizes(params["hidden_layer_sizes"], owner)
-    n_layers = len(hidden) + 1
+    channels = _hidden_sizes(params["conv_channels"], owner, "conv_channels", empty=False)
+    image_shape = _image_shape(params["image_shape"], owner, int(X.shape[1]))
+    n_layers = len(hidden) + 1 + (len(channels) if params["architecture"] == "conv" else 0)
     integers = ("n_components", "batch_size", "max_iter", "n_iter_no_change", "pretraining_max_iter",
-                "kl_warmup", "n_importance_samples")
+                "kl_warmup", "n_importance_samples", "kernel_size")
     reals = ("alpha", "learning_rate_init", "tol", "momentum", "validation_fraction", "beta_1",
              "beta_2", "epsilon", "sparsity_weight", "sparsity_target", "noise_level",
              "contractive_weight", "kl_weight")
@@ -335,13 +434,16 @@ def resolve(params, owner, X, *, incremental=False):
     if values["pretraining_max_iter"] is None:
         values["pretraining_max_iter"] = values["max_iter"]
     flags = ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping", "standardize",
-             "tied_weights", "variational")
+             "tied_weights", "variational", "skip_connections")
     values.update({name: bool(params[name]) for name in flags})
     values.update({name: params[name] for name in (
         "activation", "latent_activation", "output_activation", "loss", "solver",
-        "learning_rate", "sparsity", "noise", "pretraining", "precision")})
+        "learning_rate", "sparsity", "noise", "pretraining", "precision", "architecture")})
+    values.update(image_shape=image_shape, n_outputs=n_outputs, conv_channels=channels)
+    values["output_image_shape"] = _output_image_shape(values, owner)
+    kind = "variational" if params["variational"] else values["architecture"]
     spec = Spec(
-        owner=owner, kind="variational" if params["variational"] else "mlp",
+        owner=owner, kind=kind,
         n_features=int(X.shape[1]), hidden_layer_sizes=hidden,
         verbose=bool(params["verbose"]),
         sparsity_layers=_sparse_layers(params, owner, n_layers),

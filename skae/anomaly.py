@@ -5,11 +5,11 @@ from numbers import Real
 import numpy as np
 from sklearn.base import OutlierMixin
 
-from ._base import _BaseAutoencoder
+from ._base import _BaseAutoencoder, _ReconstructMixin
 from ._compat import Interval, StrOptions, _fit_context
 
 
-class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
+class AutoencoderAnomalyDetector(OutlierMixin, _ReconstructMixin, _BaseAutoencoder):
     """Anomaly detector scoring samples by their autoencoder reconstruction error.
 
     An autoencoder learns to reconstruct the (mostly normal) training data;
@@ -182,15 +182,21 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         of distinct int layer indices (0 = first hidden layer, -1 = the code;
         bools are rejected).
 
-    noise : {"gaussian", "masking", "salt_and_pepper"} or None, default=None
+    noise : {"gaussian", "masking", "salt_and_pepper", "block", "watermark"} or None, \
+            default=None
         Denoising: corrupt the input during training only, while the target
         stays clean. ``"gaussian"`` adds noise of standard deviation
         ``noise_level`` (in standard deviations of each feature when
         ``standardize=True``); ``"masking"`` sets a random fraction
         ``noise_level`` of the entries to 0 (to the feature's mean when
         ``standardize=True``); ``"salt_and_pepper"`` sets a fraction
-        ``noise_level`` to the feature's training minimum or maximum. None
-        trains without corruption.
+        ``noise_level`` to the feature's training minimum or maximum. The
+        image corruptions need ``image_shape``: ``"block"`` sets one random
+        rectangle covering the fraction ``noise_level`` of each image's area
+        to 0 (all channels); ``"watermark"`` blends a text overlay, at a
+        random position per image, towards the brightest value of the
+        training data with opacity ``noise_level``. None trains without
+        corruption.
 
     noise_level : float, default=0.1
         Noise standard deviation, or fraction of corrupted entries (in [0, 1]).
@@ -246,6 +252,32 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         p(x, z_k) / q(z_k | x)``, a lower bound on ``log p(x)`` that tightens
         as ``K`` grows (``K=1`` is the ELBO). Inference cost grows linearly
         with ``K``.
+
+    architecture : {"mlp", "conv"}, default="mlp"
+        ``"mlp"``: dense layers only. ``"conv"``: convolutional stages before
+        the dense encoder layers and after the dense decoder layers (needs
+        ``image_shape``): each encoder stage is a ``kernel_size`` convolution
+        with stride 2 (halving height and width, rounding up) followed by
+        ``activation``, with ``conv_channels`` output channels; the decoder
+        mirrors them with transposed convolutions that restore the exact
+        image shape. ``hidden_layer_sizes`` then lists the dense layers
+        between the last convolutional stage and the code.
+
+    image_shape : tuple of int or None, default=None
+        ``(height, width, channels)`` (or ``(height, width)`` for one
+        channel) of the image each row of X holds, laid out as
+        ``images.reshape(n_samples, -1)`` lays out a NumPy batch of shape
+        ``(n_samples, height, width, channels)``: row-major, channels last.
+        One entry may be -1, inferred from the number of features. Needed by
+        ``architecture="conv"`` and the image corruptions.
+
+    conv_channels : int or tuple of int, default=(16, 32)
+        Output channels of each convolutional encoder stage (the decoder
+        uses them in reverse). Used with ``architecture="conv"``.
+
+    kernel_size : int, default=3
+        Height and width of the convolution kernels; odd. Used with
+        ``architecture="conv"``.
 
     device : "auto", "cpu", "cuda", "cuda:N" or torch.device, default="auto"
         Where to train: ``"auto"`` picks CUDA when available and the CPU
@@ -420,6 +452,10 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
         kl_weight=1.0,
         kl_warmup=0,
         n_importance_samples=100,
+        architecture="mlp",
+        image_shape=None,
+        conv_channels=(16, 32),
+        kernel_size=3,
         device="auto",
         precision="float32",
     ):
@@ -464,6 +500,10 @@ class AutoencoderAnomalyDetector(OutlierMixin, _BaseAutoencoder):
             kl_weight=kl_weight,
             kl_warmup=kl_warmup,
             n_importance_samples=n_importance_samples,
+            architecture=architecture,
+            image_shape=image_shape,
+            conv_channels=conv_channels,
+            kernel_size=kernel_size,
             device=device,
             precision=precision,
         )

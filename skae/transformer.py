@@ -6,11 +6,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._base import _BaseAutoencoder
+from ._base import _BaseAutoencoder, _ReconstructMixin
 from ._compat import _fit_context
+from ._images import check_n_bits, dequantize, n_bytes, pack, quantize, unpack
 
 
-class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseAutoencoder):
+class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _ReconstructMixin, _BaseAutoencoder):
     """Autoencoder for dimensionality reduction, feature extraction and denoising.
 
     An MLP encoder maps each sample to a code of ``n_components`` values and a
@@ -168,15 +169,21 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         of distinct int layer indices (0 = first hidden layer, -1 = the code;
         bools are rejected).
 
-    noise : {"gaussian", "masking", "salt_and_pepper"} or None, default=None
+    noise : {"gaussian", "masking", "salt_and_pepper", "block", "watermark"} or None, \
+            default=None
         Denoising: corrupt the input during training only, while the target
         stays clean. ``"gaussian"`` adds noise of standard deviation
         ``noise_level`` (in standard deviations of each feature when
         ``standardize=True``); ``"masking"`` sets a random fraction
         ``noise_level`` of the entries to 0 (to the feature's mean when
         ``standardize=True``); ``"salt_and_pepper"`` sets a fraction
-        ``noise_level`` to the feature's training minimum or maximum. None
-        trains without corruption.
+        ``noise_level`` to the feature's training minimum or maximum. The
+        image corruptions need ``image_shape``: ``"block"`` sets one random
+        rectangle covering the fraction ``noise_level`` of each image's area
+        to 0 (all channels); ``"watermark"`` blends a text overlay, at a
+        random position per image, towards the brightest value of the
+        training data with opacity ``noise_level``. None trains without
+        corruption.
 
     noise_level : float, default=0.1
         Noise standard deviation, or fraction of corrupted entries (in [0, 1]).
@@ -232,6 +239,32 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         p(x, z_k) / q(z_k | x)``, a lower bound on ``log p(x)`` that tightens
         as ``K`` grows (``K=1`` is the ELBO). Inference cost grows linearly
         with ``K``.
+
+    architecture : {"mlp", "conv"}, default="mlp"
+        ``"mlp"``: dense layers only. ``"conv"``: convolutional stages before
+        the dense encoder layers and after the dense decoder layers (needs
+        ``image_shape``): each encoder stage is a ``kernel_size`` convolution
+        with stride 2 (halving height and width, rounding up) followed by
+        ``activation``, with ``conv_channels`` output channels; the decoder
+        mirrors them with transposed convolutions that restore the exact
+        image shape. ``hidden_layer_sizes`` then lists the dense layers
+        between the last convolutional stage and the code.
+
+    image_shape : tuple of int or None, default=None
+        ``(height, width, channels)`` (or ``(height, width)`` for one
+        channel) of the image each row of X holds, laid out as
+        ``images.reshape(n_samples, -1)`` lays out a NumPy batch of shape
+        ``(n_samples, height, width, channels)``: row-major, channels last.
+        One entry may be -1, inferred from the number of features. Needed by
+        ``architecture="conv"`` and the image corruptions.
+
+    conv_channels : int or tuple of int, default=(16, 32)
+        Output channels of each convolutional encoder stage (the decoder
+        uses them in reverse). Used with ``architecture="conv"``.
+
+    kernel_size : int, default=3
+        Height and width of the convolution kernels; odd. Used with
+        ``architecture="conv"``.
 
     device : "auto", "cpu", "cuda", "cuda:N" or torch.device, default="auto"
         Where to train: ``"auto"`` picks CUDA when available and the CPU
@@ -303,6 +336,11 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         information (inactive). When every unit is below 0.01 nats after
         ``fit``, a :class:`~skae.PosteriorCollapseWarning` is emitted. Else
         None.
+
+    code_range_ : ndarray of shape (2, n_components)
+        Smallest (row 0) and largest (row 1) value of each code component over
+        the training data (of ``fit``, widened by each ``partial_fit``): the
+        range :meth:`compress` quantizes.
 
     See Also
     --------
@@ -384,6 +422,10 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         kl_weight=1.0,
         kl_warmup=0,
         n_importance_samples=100,
+        architecture="mlp",
+        image_shape=None,
+        conv_channels=(16, 32),
+        kernel_size=3,
         device="auto",
         precision="float32",
     ):
@@ -428,6 +470,10 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             kl_weight=kl_weight,
             kl_warmup=kl_warmup,
             n_importance_samples=n_importance_samples,
+            architecture=architecture,
+            image_shape=image_shape,
+            conv_channels=conv_channels,
+            kernel_size=kernel_size,
             device=device,
             precision=precision,
         )
@@ -449,7 +495,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             Fitted estimator.
         """
         with self._transaction():
-            self._fit(X)
+            X, _ = self._fit(X)
+            self._set_code_range(X, widen=False)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -469,8 +516,17 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             Updated estimator.
         """
         with self._transaction():
-            self._fit(X, incremental=True)
+            X, _ = self._fit(X, incremental=True)
+            self._set_code_range(X, widen=True)
         return self
+
+    def _set_code_range(self, X, widen):
+        """Set ``code_range_`` from the codes of the training data X."""
+        Z = self._encode(X).astype(np.float64, copy=False)
+        low, high = Z.min(0), Z.max(0)
+        if widen and getattr(self, "code_range_", None) is not None:
+            low, high = np.minimum(low, self.code_range_[0]), np.maximum(high, self.code_range_[1])
+        self.code_range_ = np.stack([low, high])
 
     def transform(self, X):
         """Encode X.
@@ -511,6 +567,63 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 f"expects codes with n_components={n_components} features."
             )
         return self._decode(Z)
+
+    def compress(self, X, n_bits=8):
+        """Encode X into bytes: each code quantized to ``n_bits`` per component.
+
+        Component ``k`` of the code is mapped linearly from ``code_range_[:,
+        k]`` (the training codes' range) onto the integers ``0 .. 2 ** n_bits
+        - 1``, rounding to the nearest (codes outside the range are clipped),
+        and the ``n_components * n_bits`` bits of each row are packed
+        big-endian into ``ceil(n_components * n_bits / 8)`` bytes. The fitted
+        model is the codebook: :meth:`decompress` with the same ``n_bits``
+        restores an approximation of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows (e.g. images as ``images.reshape(n_samples, -1)``).
+        n_bits : int, default=8
+            Bits per code component, in [1, 16].
+
+        Returns
+        -------
+        data : list of bytes
+            One ``bytes`` object per row, all of the same length.
+        """
+        n_bits = check_n_bits(n_bits)
+        Z = self.transform(X)
+        levels = quantize(Z, self.code_range_[0], self.code_range_[1], n_bits)
+        return [row.tobytes() for row in pack(levels, n_bits)]
+
+    def decompress(self, data, n_bits=8):
+        """Decode the bytes of :meth:`compress` back to rows.
+
+        Parameters
+        ----------
+        data : sequence of bytes
+            As returned by :meth:`compress` with the same ``n_bits``.
+        n_bits : int, default=8
+            Bits per code component used by :meth:`compress`.
+
+        Returns
+        -------
+        X_hat : ndarray of shape (n_samples, n_features)
+            Decoded rows (float64).
+        """
+        check_is_fitted(self)
+        n_bits = check_n_bits(n_bits)
+        k = self._spec.n_components
+        size = n_bytes(k, n_bits)
+        rows = list(data)
+        if any(not isinstance(r, (bytes, bytearray)) or len(r) != size for r in rows):
+            raise ValueError(
+                f"{type(self).__name__}.decompress expects a sequence of bytes objects of "
+                f"{size} bytes each (n_components={k}, n_bits={n_bits}), as compress returns."
+            )
+        packed = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), size)
+        Z = dequantize(unpack(packed, k, n_bits), self.code_range_[0], self.code_range_[1], n_bits)
+        return self.inverse_transform(Z)
 
     def score_samples(self, X):
         """Score of each sample (higher is better).

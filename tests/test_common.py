@@ -3,7 +3,10 @@
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skae import AutoencoderAnomalyDetector, AutoencoderTransformer
+from skae import AutoencoderAnomalyDetector, AutoencoderRegressor, AutoencoderTransformer
+
+#: A convolutional network on rows as 1-pixel-high images of any width.
+CONV = dict(architecture="conv", image_shape=(1, -1, 1), conv_channels=(4, 8))
 
 ESTIMATORS = [
     AutoencoderTransformer(max_iter=5, random_state=0),
@@ -11,6 +14,13 @@ ESTIMATORS = [
     # each network kind: the variational one scores by likelihood
     AutoencoderTransformer(variational=True, max_iter=5, random_state=0),
     AutoencoderAnomalyDetector(variational=True, max_iter=5, random_state=0),
+    AutoencoderTransformer(max_iter=5, random_state=0, **CONV),
+    AutoencoderAnomalyDetector(max_iter=5, random_state=0, **CONV),
+    AutoencoderTransformer(variational=True, max_iter=5, random_state=0, **CONV),
+    AutoencoderRegressor(random_state=0),
+    # a convolutional regressor's targets are images (the checks' y is not): tested
+    # in test_images.py
+    AutoencoderRegressor(random_state=0, skip_connections=True, hidden_layer_sizes=(32, 16)),
 ]
 
 #: Checks that are expected to fail, with the reason. Goal: empty.

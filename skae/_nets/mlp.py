@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .activations import ACTIVATIONS
+from .conv import ImageMaps
 
 
 def glorot_uniform_(layer, generator, fan_out=None):
@@ -18,8 +19,9 @@ def glorot_uniform_(layer, generator, fan_out=None):
     as scikit-learn's MLP does; ``fan_out`` defaults to the layer's outputs.
     """
     lin = layer.linear
-    fan_out = lin.out_features if fan_out is None else fan_out
-    bound = math.sqrt(layer.activation.glorot_factor / (lin.in_features + fan_out))
+    fan_in, fans_out = getattr(lin, "glorot_fans", (lin.in_features, lin.out_features))
+    fan_out = fans_out if fan_out is None else fan_out
+    bound = math.sqrt(layer.activation.glorot_factor / (fan_in + fan_out))
     with torch.no_grad():
         lin.weight.uniform_(-bound, bound, generator=generator)
         lin.bias.uniform_(-bound, bound, generator=generator)
@@ -135,24 +137,34 @@ class _Layered(nn.Module):
 
     _VIEWS = ("standardizer", "destandardizer", "encoder_layers", "decoder_layers")
 
+    #: Whether each decoder layer after the first also receives the output of
+    #: the encoder layer that mirrors it (skip connections; see ``decode_standardized``).
+    skip = False
+    #: Width of the input part of a training row, when rows hold input and
+    #: target side by side (paired data); None for an autoencoder.
+    n_inputs = None
+
     def __setattr__(self, name, value):
         if name in self._VIEWS:
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
 
-    def _assemble(self, shift, scale, encoder_layers, encoder_tail=()):
+    def _assemble(self, shift, scale, encoder_layers, encoder_tail=(), targets=None):
         """Set the standardization parts and the raw-units ``encoder``/``decoder`` Sequentials.
 
         ``encoder`` runs the standardizer (when ``scale`` is given), the
         ``encoder_layers`` and the modules of ``encoder_tail``; ``decoder``
-        runs ``decoder_layers`` and the destandardizer.
+        runs ``decoder_layers`` and the destandardizer, whose statistics
+        are ``targets = (shift, scale)`` of the outputs when they differ
+        from the inputs' (paired data).
         """
         self.standardizer = self.destandardizer = None
         enc_mods, dec_mods = [], []
         if scale is not None:
+            out_shift, out_scale = (shift, scale) if targets is None else targets
             self.standardizer = Standardize(shift, scale)
-            self.destandardizer = Standardize(shift, scale, inverse=True)
+            self.destandardizer = Standardize(out_shift, out_scale, inverse=True)
             enc_mods.append(self.standardizer)
         for d in encoder_layers:
             enc_mods += [d.linear, d.module]
@@ -181,9 +193,17 @@ class _Layered(nn.Module):
                 posts.append(h)
         return h, tuple(pres), tuple(posts)
 
-    def decode_standardized(self, z):
-        """Reconstruction, in standardized units, of codes ``z``."""
-        for layer in self.decoder_layers:
+    def decode_standardized(self, z, skips=()):
+        """Reconstruction, in standardized units, of codes ``z``.
+
+        With skip connections, ``skips`` are the encoder layers' outputs
+        (the last is the code): decoder layer ``j > 0`` reads its input
+        concatenated with ``skips[-1 - j]``, which has the same width (for
+        images, the same resolution: the channels are concatenated).
+        """
+        for j, layer in enumerate(self.decoder_layers):
+            if j and skips:
+                z = torch.cat((z, skips[-1 - j]), 1)
             z = layer(z)[1]
         return z
 
@@ -194,8 +214,24 @@ class _Layered(nn.Module):
         -------
         output : NetOutput
         """
-        code, pres, posts = self.encode_standardized(x, keep_activations)
-        return NetOutput(self.decode_standardized(code), code, pres, posts)
+        code, pres, posts = self.encode_standardized(x, keep_activations or self.skip)
+        reconstruction = self.decode_standardized(code, posts if self.skip else ())
+        if self.skip and not keep_activations:
+            pres = posts = ()
+        return NetOutput(reconstruction, code, pres, posts)
+
+    def training_statistics(self):
+        """``(shift, scale)`` of a training row as float64 numpy arrays, or ``(None, None)``.
+
+        A row is the input, or the input and the target side by side
+        (paired data): then the statistics are concatenated.
+        """
+        if self.standardizer is None:
+            return None, None
+        parts = [self.standardizer] + ([self.destandardizer] if self.n_inputs is not None else [])
+        return tuple(
+            torch.cat([getattr(p, name) for p in parts]).cpu().numpy() for name in ("shift", "scale")
+        )
 
     def inference_steps(self, parts):
         """The steps of an inference pass through ``parts``, in order.
@@ -212,23 +248,35 @@ class _Layered(nn.Module):
         -------
         steps : list of tuple
             ``("standardize", Standardize)``, ``("destandardize",
-            Standardize)`` or ``("dense", Dense)``.
+            Standardize)``, ``("dense", Dense)`` (a linear layer),
+            ``("map", Dense)`` (a layer whose ``linear`` is another map with
+            an ``apply_to(x, weight, bias)`` method, e.g. a convolution) or
+            ``("module", nn.Module)`` (any map of flat rows).
         """
+        if self.skip and any(p in ("encoder", "decoder") for p in parts):
+            raise ValueError("a network with skip connections has no separate encoder or decoder")
         steps = []
         for part in parts:
-            if part in ("standardize", "encoder") and self.standardizer is not None:
+            if part in ("standardize", "encoder", "reconstruct") and self.standardizer is not None:
                 steps.append(("standardize", self.standardizer))
-            if part in ("encoder", "core"):
-                steps += [("dense", layer) for layer in self.encoder_layers]
+            if part in ("encoder", "core", "reconstruct") and self.skip:
+                steps.append(("module", _Core(self)))
+            elif part in ("encoder", "core", "reconstruct"):
+                steps += [(_step_kind(layer), layer) for layer in self.encoder_layers]
             steps += self._extra_steps(part)
-            if part in ("decoder", "core"):
-                steps += [("dense", layer) for layer in self.decoder_layers]
-            if part == "decoder" and self.destandardizer is not None:
+            if part in ("decoder", "core", "reconstruct") and not self.skip:
+                steps += [(_step_kind(layer), layer) for layer in self.decoder_layers]
+            if part in ("decoder", "reconstruct") and self.destandardizer is not None:
                 steps.append(("destandardize", self.destandardizer))
         return steps
 
     def forward(self, x):
-        """Reconstruction (in the input's units) and code of raw inputs ``x``."""
+        """Reconstruction (in the output's units) and code of raw inputs ``x``."""
+        if self.skip:
+            h = x if self.standardizer is None else self.standardizer(x)
+            out = self.forward_standardized(h)
+            y = out.reconstruction
+            return (y if self.destandardizer is None else self.destandardizer(y)), out.code
         z = self.encoder(x)
         return self.decoder(z), z
 
@@ -241,6 +289,25 @@ class _Layered(nn.Module):
         weights = [p for n, p in self.named_parameters() if n.endswith("weight")]
         others = [p for n, p in self.named_parameters() if not n.endswith("weight")]
         return weights, others
+
+
+def _step_kind(layer):
+    return getattr(layer.linear, "step_kind", "dense")
+
+
+class _Core(nn.Module):
+    """A network's standardized forward pass as a module of its own (an inference step).
+
+    Holds the network without registering it (the network owns this view).
+    """
+
+    def __init__(self, net):
+        super().__init__()
+        object.__setattr__(self, "net", net)
+
+    def forward(self, x):
+        """Standardized reconstruction of standardized rows ``x``."""
+        return self.net.forward_standardized(x).reconstruction
 
 
 class MLPStage(_Layered):
@@ -283,25 +350,42 @@ class MLPAutoencoder(_Layered):
         Standardization statistics; None for none.
     tied_weights : bool, default=False
         Make each decoder weight the transpose of the mirrored encoder weight.
+    maps : skae._nets.conv.ImageMaps or None, default=None
+        Convolutional stages before the first and after the last dense
+        layer (images); the dense layers then start and end at
+        ``maps.n_flat`` features.
+    n_outputs : int or None, default=None
+        Output width, when it is not ``n_features`` (paired data).
+    targets : tuple of torch.Tensor or None, default=None
+        ``(shift, scale)`` of the outputs, when they differ from the inputs'.
+    skip : bool, default=False
+        Skip connections (see :meth:`decode_standardized`).
     """
 
     def __init__(self, n_features, hidden_layer_sizes, n_components, activation,
                  latent_activation, output_activation, shift=None, scale=None,
-                 tied_weights=False):
+                 tied_weights=False, *, maps=None, n_outputs=None, targets=None, skip=False):
         super().__init__()
-        widths = [n_features, *hidden_layer_sizes, n_components]
-        enc_acts = [activation] * len(hidden_layer_sizes) + [latent_activation]
-        dec_acts = [activation] * len(hidden_layer_sizes) + [output_activation]
+        paired = n_outputs is not None
+        n_outputs = n_features if n_outputs is None else n_outputs
+        head, tail = (n_features, n_outputs) if maps is None else (maps.n_flat, maps.n_flat)
+        widths = [head, *hidden_layer_sizes, n_components]
         f32 = dict(dtype=torch.float32)  # whatever torch's default dtype is
         enc_linears = [nn.Linear(a, b, **f32) for a, b in zip(widths[:-1], widths[1:])]
-        rev = widths[::-1]
+        rev = [n_components, *reversed(hidden_layer_sizes), tail]
         if tied_weights:
             dec_linears = [TiedLinear(lin) for lin in reversed(enc_linears)]
         else:
-            dec_linears = [nn.Linear(a, b, **f32) for a, b in zip(rev[:-1], rev[1:])]
-        self.encoder_layers = self._dense(enc_linears, enc_acts)
-        self.decoder_layers = self._dense(dec_linears, dec_acts)
-        self._assemble(shift, scale, self.encoder_layers)
+            dec_linears = [nn.Linear(a * (2 if skip and j else 1), b, **f32)
+                           for j, (a, b) in enumerate(zip(rev[:-1], rev[1:]))]
+        convs_in, convs_out = ([], []) if maps is None else (maps.encoder, maps.decoder)
+        enc_modules, dec_modules = convs_in + enc_linears, dec_linears + convs_out
+        n_hidden = len(enc_modules) - 1
+        self.encoder_layers = self._dense(enc_modules, [activation] * n_hidden + [latent_activation])
+        self.decoder_layers = self._dense(dec_modules, [activation] * n_hidden + [output_activation])
+        self.skip = skip
+        self.n_inputs = n_features if paired else None
+        self._assemble(shift, scale, self.encoder_layers, targets=targets)
         self.tied_weights = tied_weights
 
     @staticmethod
@@ -335,14 +419,24 @@ class MLPAutoencoder(_Layered):
                     glorot_uniform_(layer, generator)
 
 
-def build_mlp(spec, shift=None, scale=None, generator=None):
-    """Build the MLP autoencoder a :class:`~skae._params.Spec` describes.
+def image_maps(spec):
+    """The convolutional stages a Spec asks for, or None (``architecture="mlp"``)."""
+    if spec.architecture != "conv":
+        return None
+    return ImageMaps(spec.image_shape, spec.conv_channels, spec.kernel_size,
+                     spec.output_image_shape[2], skip=spec.skip_connections)
+
+
+def build_mlp(spec, shift=None, scale=None, generator=None, targets=None):
+    """Build the (MLP or convolutional) autoencoder a :class:`~skae._params.Spec` describes.
 
     Parameters
     ----------
     spec : Spec
     shift, scale : torch.Tensor or None
         Standardization statistics.
+    targets : tuple of torch.Tensor or None
+        Standardization statistics of the outputs (paired data).
     generator : torch.Generator or None
         CPU generator for the initial weights; torch's global generator is
         left untouched either way.
@@ -355,7 +449,8 @@ def build_mlp(spec, shift=None, scale=None, generator=None):
         net = MLPAutoencoder(
             spec.n_features, spec.hidden_layer_sizes, spec.n_components, spec.activation,
             spec.latent_activation, spec.output_activation, shift=shift, scale=scale,
-            tied_weights=spec.tied_weights,
+            tied_weights=spec.tied_weights, maps=image_maps(spec), n_outputs=spec.n_outputs,
+            targets=targets, skip=spec.skip_connections,
         )
     if generator is not None:
         net.reset_parameters(generator)

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .activations import ACTIVATIONS
-from .mlp import Dense, NetOutput, _Layered, glorot_uniform_
+from .mlp import Dense, NetOutput, _Layered, _step_kind, glorot_uniform_, image_maps
 
 LOG_2PI = math.log(2 * math.pi)
 #: ``softplus(SOFTPLUS_ONE) = 1``: a zero pre-activation is a unit standard deviation.
@@ -104,14 +104,17 @@ class VariationalAutoencoder(_Layered):
     """
 
     def __init__(self, n_features, hidden_layer_sizes, n_components, activation,
-                 output_activation, likelihood, shift=None, scale=None):
+                 output_activation, likelihood, shift=None, scale=None, *, maps=None):
         super().__init__()
         f32 = dict(dtype=torch.float32)
-        widths = [n_features, *hidden_layer_sizes]
+        n_dense = n_features if maps is None else maps.n_flat
+        widths = [n_dense, *hidden_layer_sizes]
         hidden = [nn.Linear(a, b, **f32) for a, b in zip(widths[:-1], widths[1:])]
         self.posterior = nn.Linear(widths[-1], 2 * n_components, **f32)
-        rev = [n_components, *reversed(hidden_layer_sizes), n_features]
+        rev = [n_components, *reversed(hidden_layer_sizes), n_dense]
         dec = [nn.Linear(a, b, **f32) for a, b in zip(rev[:-1], rev[1:])]
+        if maps is not None:  # convolutional stages at both ends (images)
+            hidden, dec = maps.encoder + hidden, dec + maps.decoder
         self.linears = nn.ModuleList(hidden + dec)
         self.hidden_layers = tuple(self._layer(lin, activation) for lin in hidden)
         #: The whole posterior layer as an identity-activated layer.
@@ -119,7 +122,7 @@ class VariationalAutoencoder(_Layered):
         mean = HeadSlice(self.posterior, 0, n_components)
         self.mean_layer = self._layer(mean, "identity")
         self.encoder_layers = self.hidden_layers + (self.mean_layer,)
-        names = [activation] * len(hidden_layer_sizes) + [output_activation]
+        names = [activation] * (len(dec) - 1) + [output_activation]
         self.decoder_layers = tuple(self._layer(lin, n) for lin, n in zip(dec, names))
         self.likelihood = likelihood
         self.n_components = n_components
@@ -225,11 +228,12 @@ class VariationalAutoencoder(_Layered):
         """
         identity = ACTIVATIONS["identity"]
         if part == "posterior":
-            return [("dense", layer) for layer in self.hidden_layers + (self.posterior_layer,)]
+            return [(_step_kind(layer), layer)
+                    for layer in self.hidden_layers + (self.posterior_layer,)]
         if part == "logits":
             *body, last = self.decoder_layers
-            return [("dense", layer) for layer in body] + [
-                ("dense", Dense(last.linear, identity.module(), identity))]
+            return [(_step_kind(layer), layer) for layer in body] + [
+                (_step_kind(last), Dense(last.linear, identity.module(), identity))]
         return []
 
     def reset_parameters(self, generator):
@@ -250,7 +254,7 @@ class VariationalAutoencoder(_Layered):
                 self.log_noise_variance.zero_()
 
 
-def build_variational(spec, shift=None, scale=None, generator=None):
+def build_variational(spec, shift=None, scale=None, generator=None, targets=None):
     """Build the variational autoencoder a :class:`~skae._params.Spec` describes.
 
     The likelihood follows ``spec.loss``: Bernoulli for ``"bce"``, Gaussian
@@ -260,7 +264,7 @@ def build_variational(spec, shift=None, scale=None, generator=None):
         net = VariationalAutoencoder(
             spec.n_features, spec.hidden_layer_sizes, spec.n_components, spec.activation,
             spec.output_activation, "bernoulli" if spec.loss == "bce" else "gaussian",
-            shift=shift, scale=scale,
+            shift=shift, scale=scale, maps=image_maps(spec),
         )
     if generator is not None:
         net.reset_parameters(generator)
