@@ -23,7 +23,7 @@ _ACTIVATION = StrOptions(set(ACTIVATIONS))
 
 #: Constraints shared by every estimator (scikit-learn's declarative form).
 CONSTRAINTS = {
-    "n_components": [Interval(Integral, 1, None, closed="left")],
+    "n_components": [None, Interval(Integral, 1, None, closed="left")],
     "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
     "activation": [_ACTIVATION],
     "latent_activation": [_ACTIVATION],
@@ -148,6 +148,7 @@ class Spec:
     skip_connections: bool
     n_outputs: object
     output_image_shape: object
+    conv_code: bool
     device: torch.device
     precision: str
     trim_fraction: float
@@ -161,6 +162,8 @@ class Spec:
         if self.architecture == "conv":
             shapes = stage_shapes(self.image_shape, self.conv_channels, self.kernel_size)[1:]
             convs = tuple(c * h * w for c, h, w in shapes)
+        if self.conv_code:
+            return (self.n_features, *convs)
         return (self.n_features, *convs, *self.hidden_layer_sizes, self.n_components)
 
     @property
@@ -328,6 +331,17 @@ def _check_image_rules(spec):
                     f"architecture='conv' on {owner} does not support {name}="
                     f"{getattr(spec, name)!r} (it is defined for dense layers only)."
                 )
+    if spec.conv_code:
+        needs = [("architecture", "'conv'", spec.architecture != "conv"),
+                 ("hidden_layer_sizes", "()", bool(spec.hidden_layer_sizes)),
+                 ("variational", "False", spec.variational)]
+        for name, value, clash in needs:
+            if clash:
+                raise ValueError(
+                    f"n_components=None (the code is the last convolutional stage's feature "
+                    f"map) needs {name}={value} on {owner}. Got {name}="
+                    f"{getattr(spec, name)!r}."
+                )
     if spec.noise in IMAGE_NOISES and spec.noise_level > 0 and spec.image_shape is None:
         raise ValueError(
             f"noise={spec.noise!r} on {owner} corrupts images and needs image_shape="
@@ -440,6 +454,14 @@ def resolve(params, owner, X, *, incremental=False, n_outputs=None):
         "activation", "latent_activation", "output_activation", "loss", "solver",
         "learning_rate", "sparsity", "noise", "pretraining", "precision", "architecture")})
     values.update(image_shape=image_shape, n_outputs=n_outputs, conv_channels=channels)
+    values["conv_code"] = values["n_components"] is None
+    if values["conv_code"]:  # the last stage's feature map, flattened
+        if image_shape is not None and params["architecture"] == "conv":
+            c, h, w = stage_shapes(image_shape, channels, values["kernel_size"])[-1]
+            values["n_components"] = c * h * w
+            n_layers = len(channels)
+        else:
+            values["n_components"] = 0  # rejected by the image rules
     values["output_image_shape"] = _output_image_shape(values, owner)
     kind = "variational" if params["variational"] else values["architecture"]
     spec = Spec(

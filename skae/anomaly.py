@@ -22,8 +22,13 @@ class AutoencoderAnomalyDetector(OutlierMixin, _ReconstructMixin, _BaseAutoencod
 
     Parameters
     ----------
-    n_components : int, default=8
+    n_components : int or None, default=8
         Size of the code (bottleneck).
+        With ``architecture="conv"`` and ``hidden_layer_sizes=()``, None makes
+        the code the last convolutional stage's feature map itself (no dense
+        layer; its size is ``channels * height * width`` of that stage,
+        flattened channels first): a spatial code, as fully convolutional
+        autoencoders have.
 
     contamination : "auto" or float, default=0.1
         Expected share of outliers in the training data, in (0, 0.5]: the

@@ -22,8 +22,13 @@ class AutoencoderRegressor(RegressorMixin, _BaseAutoencoder):
 
     Parameters
     ----------
-    n_components : int, default=16
+    n_components : int or None, default=16
         Size of the code (bottleneck) between the encoder and the decoder.
+        With ``architecture="conv"`` and ``hidden_layer_sizes=()``, None makes
+        the code the last convolutional stage's feature map itself (no dense
+        layer; its size is ``channels * height * width`` of that stage,
+        flattened channels first): a spatial code, as fully convolutional
+        autoencoders have.
 
     hidden_layer_sizes : tuple of int or int, default=(64,)
         Widths of the encoder's hidden layers, input side first. The decoder

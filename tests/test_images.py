@@ -75,6 +75,10 @@ def test_image_shape_accepts_two_entries_and_one_inferred_entry(digits):
     (dict(image_shape=(8, -1, -1)), "'image_shape' parameter"),
     (dict(image_shape=(8, 8.0)), "'image_shape' parameter"),
     (dict(image_shape=(0, 8)), "'image_shape' parameter"),
+    (dict(n_components=None), "needs architecture='conv'"),
+    (dict(n_components=None, architecture="conv", image_shape=(8, 8)), "hidden_layer_sizes=()"),
+    (dict(n_components=None, architecture="conv", image_shape=(8, 8), hidden_layer_sizes=(),
+          variational=True), "variational=False"),
     (dict(noise="block", noise_level=0.2), "needs image_shape"),
     (dict(noise="watermark", noise_level=0.2), "needs image_shape"),
     (dict(noise="block", noise_level=1.5, image_shape=(8, 8)), "'noise_level'"),
@@ -92,6 +96,24 @@ def test_conv_autoencoder_learns_digits_and_beats_the_mean(digits):
     err = np.mean((ae.reconstruct(digits) - digits) ** 2)
     assert err < 0.5 * digits.var(0).mean()
     assert ae.loss_curve_[-1] < 0.5 * ae.loss_curve_[0]
+
+
+def test_a_convolutional_code_is_the_last_stage_feature_map(digits):
+    ae = AutoencoderTransformer(n_components=None, hidden_layer_sizes=(), noise="gaussian",
+                                max_iter=3, random_state=0, **CONV).fit(digits)
+    assert ae.transform(digits[:5]).shape == (5, 16 * 2 * 2)
+    assert not [m for m in ae.module_.modules() if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        features = ae.module_.encoder[0](torch.from_numpy(digits[:5]))
+        features = ae.module_.encoder[2](ae.module_.encoder[1](features))
+    np.testing.assert_allclose(ae.transform(digits[:5]), features.numpy(), rtol=1e-5, atol=1e-6)
+    assert len(ae.compress(digits[:2], n_bits=4)[0]) == 32
+    # skip connections without dense layers: each decoder stage but the first gets one
+    reg = AutoencoderRegressor(n_components=None, hidden_layer_sizes=(), skip_connections=True,
+                               max_iter=2, random_state=0, **CONV).fit(digits, digits)
+    convs = [m for m in reg.module_.modules() if isinstance(m, ImageConv) and m.transpose]
+    assert [m.in_shape[0] for m in convs] == [16, 16]  # 16, then 8 + 8 concatenated
+    assert reg.predict(digits[:3]).shape == (3, 64)
 
 
 def test_conv_inference_is_chunk_and_dtype_consistent(digits):

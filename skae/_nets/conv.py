@@ -143,7 +143,10 @@ class ImageMaps:
     skip : bool, default=False
         Each decoder stage also receives the output of the encoder stage of
         the same resolution (concatenated channels): its input channels
-        double.
+        double. Not the first decoder layer of the network, which reads the
+        code alone: that is this stage when ``dense`` is False.
+    dense : bool, default=True
+        Whether dense layers sit between the encoder and decoder stages.
 
     Attributes
     ----------
@@ -152,7 +155,7 @@ class ImageMaps:
         Width of the last encoder stage's output (flattened).
     """
 
-    def __init__(self, image_shape, channels, kernel_size, out_channels, skip=False):
+    def __init__(self, image_shape, channels, kernel_size, out_channels, skip=False, dense=True):
         shapes = stage_shapes(image_shape, channels, kernel_size)
         self.encoder = [
             ImageConv(a, b, kernel_size, channels_last_in=i == 0)
@@ -163,7 +166,8 @@ class ImageMaps:
         for i in range(len(channels), 0, -1):
             c, h, w = shapes[i]
             self.decoder.append(ImageConv(
-                ((2 if skip else 1) * c, h, w), targets[i - 1], kernel_size, transpose=True,
+                ((2 if skip and (dense or i < len(channels)) else 1) * c, h, w), targets[i - 1],
+                kernel_size, transpose=True,
                 channels_last_out=i == 1,
             ))
         self.n_flat = math.prod(shapes[-1])

@@ -360,11 +360,15 @@ class MLPAutoencoder(_Layered):
         ``(shift, scale)`` of the outputs, when they differ from the inputs'.
     skip : bool, default=False
         Skip connections (see :meth:`decode_standardized`).
+    dense : bool, default=True
+        Whether there are dense layers; False (with ``maps``) makes the last
+        convolutional stage's output the code.
     """
 
     def __init__(self, n_features, hidden_layer_sizes, n_components, activation,
                  latent_activation, output_activation, shift=None, scale=None,
-                 tied_weights=False, *, maps=None, n_outputs=None, targets=None, skip=False):
+                 tied_weights=False, *, maps=None, n_outputs=None, targets=None, skip=False,
+                 dense=True):
         super().__init__()
         paired = n_outputs is not None
         n_outputs = n_features if n_outputs is None else n_outputs
@@ -378,6 +382,8 @@ class MLPAutoencoder(_Layered):
         else:
             dec_linears = [nn.Linear(a * (2 if skip and j else 1), b, **f32)
                            for j, (a, b) in enumerate(zip(rev[:-1], rev[1:]))]
+        if not dense:
+            enc_linears, dec_linears = [], []
         convs_in, convs_out = ([], []) if maps is None else (maps.encoder, maps.decoder)
         enc_modules, dec_modules = convs_in + enc_linears, dec_linears + convs_out
         n_hidden = len(enc_modules) - 1
@@ -424,7 +430,8 @@ def image_maps(spec):
     if spec.architecture != "conv":
         return None
     return ImageMaps(spec.image_shape, spec.conv_channels, spec.kernel_size,
-                     spec.output_image_shape[2], skip=spec.skip_connections)
+                     spec.output_image_shape[2], skip=spec.skip_connections,
+                     dense=not spec.conv_code)
 
 
 def build_mlp(spec, shift=None, scale=None, generator=None, targets=None):
@@ -450,7 +457,7 @@ def build_mlp(spec, shift=None, scale=None, generator=None, targets=None):
             spec.n_features, spec.hidden_layer_sizes, spec.n_components, spec.activation,
             spec.latent_activation, spec.output_activation, shift=shift, scale=scale,
             tied_weights=spec.tied_weights, maps=image_maps(spec), n_outputs=spec.n_outputs,
-            targets=targets, skip=spec.skip_connections,
+            targets=targets, skip=spec.skip_connections, dense=not spec.conv_code,
         )
     if generator is not None:
         net.reset_parameters(generator)
