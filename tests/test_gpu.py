@@ -115,3 +115,21 @@ def test_variational_model_trains_on_cuda_and_scores_on_the_cpu(X):
                                  device="cpu", random_state=0).fit(X)
     np.testing.assert_allclose(scores.mean(), cpu.score_samples(X).mean(), rtol=5e-2)
     assert vae.sample(4, random_state=0).shape == (4, 10)
+
+
+def test_convolutional_models_train_on_cuda_and_load_on_the_cpu():
+    from skae import AutoencoderRegressor
+
+    images = np.random.RandomState(0).rand(300, 12 * 10 * 3).astype(np.float32)
+    conv = dict(architecture="conv", image_shape=(12, 10, 3), conv_channels=(8, 16))
+    cuda = AutoencoderTransformer(8, max_iter=5, device="cuda", random_state=0, **conv).fit(images)
+    cpu = AutoencoderTransformer(8, max_iter=5, device="cpu", random_state=0, **conv).fit(images)
+    assert next(cuda.module_.parameters()).device.type == "cuda"
+    np.testing.assert_allclose(cuda.loss_curve_, cpu.loss_curve_, rtol=1e-2)
+    loaded = pickle.loads(pickle.dumps(cuda))
+    assert all(t.device.type == "cpu" for t in loaded.__getstate__()["module_"].state_dict().values())
+    np.testing.assert_allclose(loaded.transform(images), cuda.transform(images), rtol=1e-4, atol=1e-4)
+    reg = AutoencoderRegressor(n_components=None, hidden_layer_sizes=(), skip_connections=True,
+                               max_iter=5, device="cuda", random_state=0, **conv)
+    reg.fit(images, images)
+    assert reg.predict(images.astype(np.float64)).dtype == np.float64

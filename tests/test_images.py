@@ -1,5 +1,6 @@
 """Images: the convolutional network kind, paired regression, image corruptions, compression."""
 
+import pickle
 import warnings
 
 import numpy as np
@@ -348,3 +349,27 @@ def test_partial_fit_widens_the_code_range(digits):
     first = ae.code_range_.copy()
     ae.partial_fit(digits[100:])
     assert (ae.code_range_[0] <= first[0]).all() and (ae.code_range_[1] >= first[1]).all()
+
+
+def test_image_models_pickle_and_chunk_inference_in_bounded_memory(digits, monkeypatch):
+    ae = AutoencoderTransformer(n_components=8, max_iter=2, random_state=0, **CONV).fit(digits)
+    reg = AutoencoderRegressor(n_components=None, hidden_layer_sizes=(), skip_connections=True,
+                               max_iter=2, random_state=0, **CONV).fit(digits, digits)
+    for model, method in ((ae, "transform"), (reg, "predict")):
+        loaded = pickle.loads(pickle.dumps(model))
+        np.testing.assert_array_equal(getattr(loaded, method)(digits), getattr(model, method)(digits))
+    # the chunks are sized by the widest layer: the first stage's 8 x 4 x 4 = 128 values
+    assert ae._spec.max_width == 128
+    seen = []
+    real = __import__("skae._data", fromlist=["iter_chunks"]).iter_chunks
+
+    def spy(n_rows, n_cols):
+        seen.append(n_cols)
+        return real(n_rows, n_cols)
+
+    monkeypatch.setattr("skae._inference.iter_chunks", spy)
+    monkeypatch.setattr("skae._data.CHUNK_ELEMENTS", 128 * 10)  # 10 rows per chunk
+    small = ae.transform(digits)
+    assert seen == [128]
+    monkeypatch.undo()
+    np.testing.assert_allclose(small, ae.transform(digits), rtol=1e-5, atol=1e-6)
