@@ -155,7 +155,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         reuse = hasattr(self, "module_") and (incremental or bool(params["warm_start"]))
         X, Y = self._validate_training_data(X, Y, reset=not reuse)
         spec = resolve(params, type(self).__name__, X, incremental=incremental,
-                       n_outputs=None if Y is None else Y.shape[1])
+                       Y=Y)
         if reuse:
             spec.check_same_network(self._spec)
         rng = copy.deepcopy(self._random_state) if reuse else check_random_state(params["random_state"])

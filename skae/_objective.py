@@ -40,19 +40,21 @@ def elementwise_error(x_hat, x, loss):
     return F.binary_cross_entropy(x_hat.clamp(_BCE_EPS, 1 - _BCE_EPS), x, reduction="none")
 
 
-def check_bce_range(low, high, hint):
+def check_bce_range(low, high, hint, name="X"):
     """Raise ValueError unless ``[low, high]`` lies in [0, 1], as ``loss="bce"`` needs.
 
     Parameters
     ----------
     low, high : float
-        Smallest and largest value of X.
+        Smallest and largest value of the data.
     hint : str
         What to do about it, appended to the message.
+    name : str, default="X"
+        The data's name in the message.
     """
     if low < 0 or high > 1:
         raise ValueError(
-            f"loss='bce' needs X in [0, 1]; got values in [{low:.4g}, {high:.4g}]. {hint}"
+            f"loss='bce' needs {name} in [0, 1]; got values in [{low:.4g}, {high:.4g}]. {hint}"
         )
 
 

@@ -349,7 +349,7 @@ def _check_image_rules(spec):
         )
 
 
-def _check_data_rules(spec, X):
+def _check_data_rules(spec, X, Y=None):
     owner = spec.owner
     _check_image_rules(spec)
     if spec.loss == "bce":
@@ -364,9 +364,11 @@ def _check_data_rules(spec, X):
                 f"loss='bce' needs reconstructions in (0, 1): set output_activation='sigmoid' "
                 f"on {owner}. Got output_activation={spec.output_activation!r}."
             )
-        if X.size:
+        target, name = (X, "X") if Y is None else (Y, "y")  # what is reconstructed
+        if target.size:
             check_bce_range(
-                X.min(), X.max(), "Scale X (e.g. with MinMaxScaler) or use loss='mse'."
+                target.min(), target.max(),
+                f"Scale {name} (e.g. with MinMaxScaler) or use loss='mse'.", name
             )
     if spec.noise in ("masking", "salt_and_pepper", *IMAGE_NOISES) and spec.noise_level > 1:
         raise _invalid(
@@ -412,7 +414,7 @@ def _check_variational(spec):
             )
 
 
-def resolve(params, owner, X, *, incremental=False, n_outputs=None):
+def resolve(params, owner, X, *, incremental=False, Y=None):
     """Resolve validated parameters and the training data into a :class:`Spec`.
 
     Parameters
@@ -426,8 +428,8 @@ def resolve(params, owner, X, *, incremental=False, n_outputs=None):
         Validated training data.
     incremental : bool, default=False
         Whether this is a ``partial_fit`` call.
-    n_outputs : int or None, default=None
-        Width of the targets of paired data; None for an autoencoder.
+    Y : ndarray of shape (n_samples, n_outputs) or None, default=None
+        Validated targets of paired data; None for an autoencoder.
 
     Returns
     -------
@@ -453,6 +455,7 @@ def resolve(params, owner, X, *, incremental=False, n_outputs=None):
     values.update({name: params[name] for name in (
         "activation", "latent_activation", "output_activation", "loss", "solver",
         "learning_rate", "sparsity", "noise", "pretraining", "precision", "architecture")})
+    n_outputs = None if Y is None else int(Y.shape[1])
     values.update(image_shape=image_shape, n_outputs=n_outputs, conv_channels=channels)
     values["conv_code"] = values["n_components"] is None
     if values["conv_code"]:  # the last stage's feature map, flattened
@@ -476,6 +479,6 @@ def resolve(params, owner, X, *, incremental=False, n_outputs=None):
         incremental=incremental,
         **values,
     )
-    _check_data_rules(spec, X)
+    _check_data_rules(spec, X, Y)
     return spec
 

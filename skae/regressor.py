@@ -219,11 +219,13 @@ class AutoencoderRegressor(RegressorMixin, _BaseAutoencoder):
     skip_connections : bool, default=False
         Give each decoder layer after the first the output of the encoder
         layer that mirrors it as well (concatenated; for images, the feature
-        maps of the same resolution, as in a U-Net). Fine detail then
-        bypasses the bottleneck, which helps image-to-image tasks whose
-        output keeps the input's structure (colorization, watermark
-        removal), but the model is no longer an autoencoder: the code need
-        not summarize the input. Off by default.
+        maps of the same resolution, as in a U-Net; with
+        ``architecture="conv"`` a last stride-1 convolution also reads the
+        input image at full resolution). Fine detail then bypasses the
+        bottleneck, which helps image-to-image tasks whose output keeps the
+        input's structure (colorization, watermark removal), but the model
+        is no longer an autoencoder: the code need not summarize the input.
+        Off by default.
 
     device : "auto", "cpu", "cuda", "cuda:N" or torch.device, default="auto"
         Where to train: ``"auto"`` picks CUDA when available and the CPU

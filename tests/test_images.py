@@ -45,6 +45,30 @@ def test_rows_are_channels_last_images_as_numpy_reshape_lays_them_out():
     np.testing.assert_allclose(flat.numpy(), expected.reshape(3, -1).numpy(), rtol=1e-5, atol=1e-5)
 
 
+def test_the_last_skip_layer_reads_the_input_image_in_the_users_layout():
+    conv = ImageConv((4 + 3, 6, 5), (2, 6, 5), 3, stride=1, image_channels=3,
+                     channels_last_out=True)
+    torch.nn.init.normal_(conv.weight, generator=torch.Generator().manual_seed(0))
+    features = torch.randn(2, 4, 6, 5, generator=torch.Generator().manual_seed(1))
+    image = torch.randn(2, 6, 5, 3, generator=torch.Generator().manual_seed(2))  # (n, H, W, C)
+    rows = torch.cat([features.reshape(2, -1), image.reshape(2, -1)], 1)
+    expected = torch.nn.functional.conv2d(
+        torch.cat([features, image.permute(0, 3, 1, 2)], 1), conv.weight, conv.bias, padding=1)
+    with torch.no_grad():
+        torch.testing.assert_close(conv(rows), expected.permute(0, 2, 3, 1).reshape(2, -1))
+
+
+def test_skip_connections_reach_the_input_at_full_resolution():
+    # a colour channel of the input is a 3x3 convolution of the input away: with the
+    # input at full resolution the regressor gets it almost exactly
+    X = np.random.RandomState(0).rand(400, 6 * 5 * 3).astype(np.float32)
+    reg = AutoencoderRegressor(architecture="conv", image_shape=(6, 5, 3), conv_channels=(4, 8),
+                               n_components=None, hidden_layer_sizes=(), skip_connections=True,
+                               max_iter=100, batch_size=32, learning_rate_init=1e-2,
+                               random_state=0).fit(X, X[:, ::3])
+    assert reg.score(X, X[:, ::3]) > 0.99
+
+
 @pytest.mark.parametrize("shape", [(8, 8, 1), (7, 5, 3), (1, 9, 1), (5, 6, 2)])
 @pytest.mark.parametrize("kernel_size", [3, 5])
 def test_decoder_restores_the_exact_image_shape(shape, kernel_size):
@@ -114,6 +138,8 @@ def test_a_convolutional_code_is_the_last_stage_feature_map(digits):
                                max_iter=2, random_state=0, **CONV).fit(digits, digits)
     convs = [m for m in reg.module_.modules() if isinstance(m, ImageConv) and m.transpose]
     assert [m.in_shape[0] for m in convs] == [16, 16]  # 16, then 8 + 8 concatenated
+    last = reg.module_.decoder_layers[-1].linear  # full resolution: 8 feature maps + the image
+    assert (last.stride, last.in_shape, last.out_shape) == (1, (9, 8, 8), (1, 8, 8))
     assert reg.predict(digits[:3]).shape == (3, 64)
 
 
@@ -247,6 +273,14 @@ def test_regressor_follows_regressor_conventions(digits):
     standardized = AutoencoderRegressor(standardize=True, max_iter=30, random_state=0)
     standardized.fit(X, 1000 * y + 5000)  # target statistics are undone on predictions
     assert abs(standardized.predict(X).mean() - (1000 * y + 5000).mean()) < 0.1 * 1000 * y.std()
+
+
+def test_regressor_cross_entropy_needs_targets_not_inputs_in_the_unit_interval(digits):
+    bce = dict(loss="bce", output_activation="sigmoid", max_iter=2, random_state=0)
+    reg = AutoencoderRegressor(**bce).fit(10 * digits[:100] - 5, digits[:100])
+    assert ((reg.predict(digits[:5]) > 0) & (reg.predict(digits[:5]) < 1)).all()
+    with pytest.raises(ValueError, match=r"loss='bce' needs y in \[0, 1\]"):
+        AutoencoderRegressor(**bce).fit(digits[:100], 2 * digits[:100])
 
 
 def test_regressor_noise_corrupts_inputs_only(digits):

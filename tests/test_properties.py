@@ -165,13 +165,17 @@ def base_params(draw):
         standardize=draw(st.booleans()),
         sparsity=draw(st.sampled_from([None, "l1", "kl"])),
         sparsity_layers=draw(st.sampled_from(["code", "all"])),
-        noise=draw(st.sampled_from([None, "gaussian", "masking", "salt_and_pepper"])),
+        noise=draw(st.sampled_from([None, "gaussian", "masking", "salt_and_pepper", "block",
+                                    "watermark"])),
         noise_level=draw(st.floats(0.0, 1.0)),
         contractive_weight=draw(st.sampled_from([0.0, 1e-3])),
         pretraining=draw(st.sampled_from([None, "greedy"])),
         tied_weights=draw(st.booleans()),
         early_stopping=draw(st.booleans()),
         warm_start=draw(st.booleans()),
+        architecture=draw(st.sampled_from(["mlp", "mlp", "conv"])),
+        image_shape=draw(st.sampled_from([None, (1, -1, 1), (1, -1)])),  # rows as 1-pixel-high images
+        conv_channels=draw(st.sampled_from([(2,), (3, 2)])),
         random_state=0,
         device="cpu",
         verbose=False,
@@ -188,6 +192,10 @@ def base_params(draw):
             params["latent_activation"] = "sigmoid"
             if params["sparsity_layers"] == "all":
                 params["activation"] = "logistic"
+        if params["architecture"] == "conv" or params["noise"] in ("block", "watermark"):
+            params["image_shape"] = (1, -1, 1)
+        if params["architecture"] == "conv":
+            params.update(tied_weights=False, contractive_weight=0.0)
     return params
 
 

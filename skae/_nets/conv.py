@@ -53,7 +53,7 @@ def stage_shapes(image_shape, channels, kernel_size):
 
 
 class ImageConv(nn.Module):
-    """A stride-2 (transposed) convolution on flat rows.
+    """A stride-2 (transposed) convolution, or a stride-1 convolution, on flat rows.
 
     Parameters
     ----------
@@ -70,14 +70,22 @@ class ImageConv(nn.Module):
     channels_last_in, channels_last_out : bool, default=False
         Whether the input / output rows are laid out ``(H, W, C)`` (the
         user's layout) rather than ``(C, H, W)``.
+    stride : {1, 2}, default=2
+        1 keeps height and width (a convolution only).
+    image_channels : int, default=0
+        The last ``image_channels`` channels of the input arrive as the
+        network's input image, channels last, after the other channels'
+        ``(C, H, W)`` rows (a skip connection from the input): they are
+        reordered and concatenated before the convolution.
     """
 
     #: How chunked inference runs this layer (see ``skae._inference.Forward``).
     step_kind = "map"
 
     def __init__(self, in_shape, out_shape, kernel_size, transpose=False,
-                 channels_last_in=False, channels_last_out=False):
+                 channels_last_in=False, channels_last_out=False, stride=2, image_channels=0):
         super().__init__()
+        self.stride, self.image_channels = stride, image_channels
         self.in_shape, self.out_shape = tuple(in_shape), tuple(out_shape)
         self.kernel_size, self.transpose = kernel_size, transpose
         self.channels_last_in, self.channels_last_out = channels_last_in, channels_last_out
@@ -109,12 +117,20 @@ class ImageConv(nn.Module):
         """The layer on flat rows ``x`` with the given parameters (any dtype)."""
         m = x.shape[0]
         c, h, w = self.in_shape
-        img = x.reshape(m, h, w, c).permute(0, 3, 1, 2) if self.channels_last_in else x.reshape(m, c, h, w)
+        if self.image_channels:
+            k = self.image_channels
+            features = x[:, :(c - k) * h * w].reshape(m, c - k, h, w)
+            image = x[:, (c - k) * h * w:].reshape(m, h, w, k).permute(0, 3, 1, 2)
+            img = torch.cat((features, image), 1)
+        elif self.channels_last_in:
+            img = x.reshape(m, h, w, c).permute(0, 3, 1, 2)
+        else:
+            img = x.reshape(m, c, h, w)
         if self.transpose:
             y = F.conv_transpose2d(img, weight, bias, stride=2, padding=self.padding,
                                    output_padding=self.output_padding)
         else:
-            y = F.conv2d(img, weight, bias, stride=2, padding=self.padding)
+            y = F.conv2d(img, weight, bias, stride=self.stride, padding=self.padding)
         if self.channels_last_out:
             y = y.permute(0, 2, 3, 1)
         return y.reshape(m, -1)
@@ -144,7 +160,10 @@ class ImageMaps:
         Each decoder stage also receives the output of the encoder stage of
         the same resolution (concatenated channels): its input channels
         double. Not the first decoder layer of the network, which reads the
-        code alone: that is this stage when ``dense`` is False.
+        code alone: that is this stage when ``dense`` is False. The last
+        transposed stage then gives ``channels[0]`` feature maps at full
+        resolution, and a final stride-1 convolution reads them with the
+        input image itself to give the ``out_channels`` of the output.
     dense : bool, default=True
         Whether dense layers sit between the encoder and decoder stages.
 
@@ -161,13 +180,20 @@ class ImageMaps:
             ImageConv(a, b, kernel_size, channels_last_in=i == 0)
             for i, (a, b) in enumerate(zip(shapes[:-1], shapes[1:]))
         ]
-        targets = [(out_channels, *shapes[0][1:])] + shapes[1:-1]
+        top = (channels[0] if skip else out_channels, *shapes[0][1:])
+        targets = [top] + shapes[1:-1]
         self.decoder = []
         for i in range(len(channels), 0, -1):
             c, h, w = shapes[i]
             self.decoder.append(ImageConv(
                 ((2 if skip and (dense or i < len(channels)) else 1) * c, h, w), targets[i - 1],
                 kernel_size, transpose=True,
-                channels_last_out=i == 1,
+                channels_last_out=i == 1 and not skip,
+            ))
+        if skip:  # full resolution: the features and the input image
+            c_in, h, w = shapes[0]
+            self.decoder.append(ImageConv(
+                (channels[0] + c_in, h, w), (out_channels, h, w), kernel_size, stride=1,
+                image_channels=c_in, channels_last_out=True,
             ))
         self.n_flat = math.prod(shapes[-1])

@@ -196,10 +196,12 @@ class _Layered(nn.Module):
     def decode_standardized(self, z, skips=()):
         """Reconstruction, in standardized units, of codes ``z``.
 
-        With skip connections, ``skips`` are the encoder layers' outputs
-        (the last is the code): decoder layer ``j > 0`` reads its input
-        concatenated with ``skips[-1 - j]``, which has the same width (for
-        images, the same resolution: the channels are concatenated).
+        With skip connections, ``skips`` are the network's input followed by
+        the encoder layers' outputs (the last is the code): decoder layer
+        ``j > 0`` reads its input concatenated with ``skips[-1 - j]``, the
+        mirrored encoder layer's output (for images, the feature maps of the
+        same resolution: channels are concatenated). A convolutional
+        network's extra last layer mirrors the input: it reads the image.
         """
         for j, layer in enumerate(self.decoder_layers):
             if j and skips:
@@ -215,7 +217,7 @@ class _Layered(nn.Module):
         output : NetOutput
         """
         code, pres, posts = self.encode_standardized(x, keep_activations or self.skip)
-        reconstruction = self.decode_standardized(code, posts if self.skip else ())
+        reconstruction = self.decode_standardized(code, (x, *posts) if self.skip else ())
         if self.skip and not keep_activations:
             pres = posts = ()
         return NetOutput(reconstruction, code, pres, posts)
@@ -386,9 +388,10 @@ class MLPAutoencoder(_Layered):
             enc_linears, dec_linears = [], []
         convs_in, convs_out = ([], []) if maps is None else (maps.encoder, maps.decoder)
         enc_modules, dec_modules = convs_in + enc_linears, dec_linears + convs_out
-        n_hidden = len(enc_modules) - 1
-        self.encoder_layers = self._dense(enc_modules, [activation] * n_hidden + [latent_activation])
-        self.decoder_layers = self._dense(dec_modules, [activation] * n_hidden + [output_activation])
+        self.encoder_layers = self._dense(
+            enc_modules, [activation] * (len(enc_modules) - 1) + [latent_activation])
+        self.decoder_layers = self._dense(
+            dec_modules, [activation] * (len(dec_modules) - 1) + [output_activation])
         self.skip = skip
         self.n_inputs = n_features if paired else None
         self._assemble(shift, scale, self.encoder_layers, targets=targets)
