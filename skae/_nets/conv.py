@@ -121,12 +121,10 @@ class ImageConv(nn.Module):
             k = self.image_channels
             features = x[:, :(c - k) * h * w].reshape(m, c - k, h, w)
             image = x[:, (c - k) * h * w:].reshape(m, h, w, k).permute(0, 3, 1, 2)
-            image = image.reshape(m, 1, h, w) if k == 1 else image
             img = torch.cat((features, image), 1)
-        elif self.channels_last_in and c > 1:  # one copy to torch's (C, H, W) order
-            img = x.reshape(m, h, w, c).permute(0, 3, 1, 2).contiguous()
-        else:  # with one channel both orders are the same; a permuted view would look
-            # channels-last to the convolution, which then returns channels-last output
+        elif self.channels_last_in:  # a view: the convolution then runs channels-last
+            img = x.reshape(m, h, w, c).permute(0, 3, 1, 2)
+        else:
             img = x.reshape(m, c, h, w)
         if self.transpose:
             y = F.conv_transpose2d(img, weight, bias, stride=2, padding=self.padding,
