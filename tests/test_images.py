@@ -177,6 +177,7 @@ def test_conv_variants_train(digits):
     assert len(stacked.pretraining_loss_curves_) == 4
 
 
+@pytest.mark.slow  # seconds of training each: run with -m slow
 def test_conv_denoising_beats_plain_training_on_noisy_inputs(digits):
     rng = np.random.RandomState(0)
     train, test = digits[:1400], digits[1400:]
@@ -227,6 +228,7 @@ def test_regressor_maps_gray_to_colour_of_another_width(digits):
     assert r2 > 0.5 and r2 > r2_score(Y[1500:], replicated, multioutput="variance_weighted")
 
 
+@pytest.mark.slow  # seconds of training each: run with -m slow
 def test_skip_connections_carry_detail_past_the_bottleneck(digits):
     gray = digits.reshape(-1, 8, 8)
     Y = _colour(gray)
@@ -242,6 +244,7 @@ def test_skip_connections_carry_detail_past_the_bottleneck(digits):
                                skip.predict(digits[1500:1510]), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow  # seconds of training each: run with -m slow
 def test_regressor_learns_to_remove_a_watermark(digits):
     marked = corrupt(digits, "watermark", 0.6, image_shape=(8, 8), random_state=0)
     reg = AutoencoderRegressor(n_components=32, max_iter=60, random_state=0, skip_connections=True,
@@ -283,6 +286,7 @@ def test_regressor_cross_entropy_needs_targets_not_inputs_in_the_unit_interval(d
         AutoencoderRegressor(**bce).fit(digits[:100], 2 * digits[:100])
 
 
+@pytest.mark.slow  # seconds of training each: run with -m slow
 def test_regressor_noise_corrupts_inputs_only(digits):
     # identity regression with masking noise: targets stay clean, so the
     # prediction of a clean input stays close to it
