@@ -156,8 +156,7 @@ def train(spec, X, net, state, *, seed, optimizer_state=None, pretrain=False):
     if optimizer_state is not None:
         resume(optimizer, optimizer_state)
     generators = Generators(seed + 1)
-    input_stats = None if stats[0] is None else tuple(a[:spec.n_features] for a in stats)
-    objective = build_objective(spec, rows, generators(spec.device), input_stats)
+    objective = build_objective(spec, rows, generators(spec.device), stats)
     if not spec.incremental:  # a new call to fit: a fresh optimizer, a fresh count
         state.no_improvement_count = 0
     index, callbacks = _stopping(spec, data, seed, X.shape[0], state)

@@ -365,12 +365,12 @@ class Watermark:
 
     def __init__(self, level, image_shape, value, generator, text="COPY"):
         self.level, self.image_shape, self.value, self.generator = level, image_shape, value, generator
-        self.pattern = watermark_pattern(text, image_shape[1])
+        self.pattern = watermark_pattern(text, image_shape[1]).to(value.device)
 
     def strokes(self, m, device, dtype):
         """``(m, H * W * C)``: where the overlay's strokes fall (1) in ``m`` images."""
         h, w, c = self.image_shape
-        pattern = self.pattern.to(device=device, dtype=dtype)
+        pattern = self.pattern.to(device=device, dtype=dtype)  # already there: no copy
         ph, pw = pattern.shape
         g = self.generator
         top = torch.randint(0, max(1, h - ph + 1), (m, 1), generator=g, device=device)
@@ -385,7 +385,7 @@ class Watermark:
     def __call__(self, x):
         """Corrupted copy of ``x``."""
         alpha = self.level * self.strokes(x.shape[0], x.device, x.dtype)
-        return x + alpha * (self.value.to(x.dtype) - x)
+        return x + alpha * (self.value - x)
 
 
 def _sparsity_term(spec):
@@ -535,12 +535,13 @@ def make_corruption(noise, level, rows, generator, image_shape=None, statistics=
         return Masking(level, generator)
     if noise == "block":
         return BlockMasking(level, image_shape, generator)
-    low, high = torch.aminmax(rows, dim=0)
+    device = generator.device  # where the corruption runs: its tensors live there
+    low, high = (t.to(device) for t in torch.aminmax(rows, dim=0))
     if noise == "salt_and_pepper":
         return SaltAndPepper(level, low, high, generator)
     # watermark: the brightest raw value, in each feature's training units
     shift, scale = (0.0, 1.0) if statistics is None or statistics[0] is None else (
-        torch.as_tensor(statistics[0], device=rows.device), torch.as_tensor(statistics[1], device=rows.device))
+        torch.as_tensor(statistics[0], device=device), torch.as_tensor(statistics[1], device=device))
     brightest = (high.to(torch.float64) * scale + shift).max()
     return Watermark(level, image_shape, ((brightest - shift) / scale).to(rows.dtype), generator)
 
@@ -562,21 +563,19 @@ def build_objective(spec, rows, generator, statistics=None):
     generator : torch.Generator
         Corruption randomness, on the training device.
     statistics : tuple of numpy.ndarray or None, default=None
-        ``(shift, scale)`` of the inputs' standardization.
+        ``(shift, scale)`` of the training rows' standardization (inputs
+        and, for paired data, targets).
 
     Returns
     -------
     objective : Objective
     """
-    inputs = split_rows(rows, spec.n_features if spec.n_outputs is not None else None)[0]
-    corruption = make_corruption(spec.noise, spec.noise_level, inputs, generator, spec.image_shape,
-                                 statistics)
-    if isinstance(corruption, SaltAndPepper):
-        corruption.low, corruption.high = corruption.low.to(spec.device), corruption.high.to(spec.device)
-    if isinstance(corruption, Watermark):
-        corruption.value = corruption.value.to(spec.device)
+    n_inputs = spec.n_features if spec.n_outputs is not None else None
+    if n_inputs is not None and statistics is not None and statistics[0] is not None:
+        statistics = tuple(a[:n_inputs] for a in statistics)  # the inputs' part of a row
+    corruption = make_corruption(spec.noise, spec.noise_level, split_rows(rows, n_inputs)[0],
+                                 generator, spec.image_shape, statistics)
     terms = [t for t in (build(spec) for build in TERMS) if t is not None]
     if spec.variational:
         return VariationalObjective(terms, corruption, spec.trim_fraction, generator)
-    n_inputs = spec.n_features if spec.n_outputs is not None else None
     return Objective(spec.loss, terms, corruption, spec.trim_fraction, n_inputs)
