@@ -337,10 +337,11 @@ def test_training_uses_the_image_corruptions():
     mark = make_corruption("watermark", 0.5, rows, gen, (8, 8, 1))
     assert isinstance(block, BlockMasking) and isinstance(mark, Watermark)
     # standardized rows: the overlay is the brightest raw value in each feature's units
-    shift, scale = np.full(64, 0.5), np.full(64, 0.25)
-    mark = make_corruption("watermark", 1.0, (rows - 0.5) / 0.25, gen, (8, 8, 1), (shift, scale))
+    shift, scale = np.linspace(0.0, 0.5, 64), np.linspace(0.1, 2.0, 64)  # per-feature units
+    standardized = ((rows.double() - torch.from_numpy(shift)) / torch.from_numpy(scale)).float()
+    mark = make_corruption("watermark", 1.0, standardized, gen, (8, 8, 1), (shift, scale))
     brightest = float(rows.max())
-    np.testing.assert_allclose(mark.value.numpy(), (brightest - 0.5) / 0.25, rtol=1e-5)
+    np.testing.assert_allclose(mark.value.numpy(), (brightest - shift) / scale, rtol=1e-5)
 
 
 # ----------------------------------------------------------- compression
