@@ -1,21 +1,28 @@
-# Set-up and everyday commands. Each target creates .venv on first use.
+# Set-up and everyday commands. Each target installs what it needs into .venv
+# on first use (one stamp per purpose, so `make demo` installs only the demo's
+# packages).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-$(VENV)/.installed: pyproject.toml requirements/torch-cpu.txt
+$(PY):
 	python3 -m venv $(VENV)
+
+$(VENV)/.torch: requirements/torch-cpu.txt | $(PY)
 	$(PY) -m pip install --quiet -r requirements/torch-cpu.txt
-	$(PY) -m pip install --quiet -e ".[test,demo,bench]"
 	touch $@
 
-.PHONY: setup test demo bench-quick
-setup: $(VENV)/.installed
+$(VENV)/.installed-%: pyproject.toml $(VENV)/.torch
+	$(PY) -m pip install --quiet -e ".[$*]"
+	touch $@
 
-test: setup
+.PHONY: setup test demo docs bench-quick
+setup: $(VENV)/.installed-test
+
+test: $(VENV)/.installed-test
 	$(PY) -m pytest
 
-demo: setup
+demo: $(VENV)/.installed-demo
 	$(PY) examples/demo.py
 
-bench-quick: setup
+bench-quick: $(VENV)/.installed-bench
 	$(PY) benchmarks/bench_speed.py --quick
