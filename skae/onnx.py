@@ -155,9 +155,12 @@ def _activation(g, x, activation):
     if name == "elu":
         return g.op("Elu", x, alpha=1.0)
     if name == "gelu":  # the exact GELU, x * Phi(x), as torch.nn.GELU()
-        phi = g.op("Add", g.op("Erf", g.op("Mul", x, g.scalar(1.0 / math.sqrt(2.0)))), g.scalar(1.0))
+        erf = g.op("Erf", g.op("Mul", x, g.scalar(1.0 / math.sqrt(2.0))))
+        phi = g.op("Add", erf, g.scalar(1.0))
         return g.op("Mul", g.op("Mul", x, phi), g.scalar(0.5))
-    raise ValueError(f"activation {name!r} has no ONNX export.")
+    raise ValueError(
+        f"activation={name!r} (activation, latent_activation or output_activation) has no "
+        "ONNX export.")
 
 
 def _image(g, x, shape, channels_last):
@@ -231,7 +234,7 @@ def _skip_core(g, x, net):
     return z
 
 
-def emit_steps(g, x, steps):
+def _emit_steps(g, x, steps):
     """Emit the nodes of a network's inference ``steps`` (see ``_inference.Forward``).
 
     Parameters
@@ -268,8 +271,8 @@ def _nan_to(g, x, value):
 def _errors(g, x, est):
     """Elementwise reconstruction errors (standardized units), NaN as +inf."""
     net = est.module_
-    xs = emit_steps(g, x, net.inference_steps(("standardize",)))
-    rec = emit_steps(g, xs, net.inference_steps(("core",)))
+    xs = _emit_steps(g, x, net.inference_steps(("standardize",)))
+    rec = _emit_steps(g, xs, net.inference_steps(("core",)))
     if est._spec.loss == "mse":
         diff = g.op("Sub", rec, xs)
         err = g.op("Mul", diff, diff)
@@ -288,8 +291,8 @@ class _VariationalParts:
 
     def __init__(self, g, x, net):
         self.g, self.net, k = g, net, net.n_components
-        self.xs = emit_steps(g, x, net.inference_steps(("standardize",)))
-        stats = emit_steps(g, self.xs, net.inference_steps(("posterior",)))
+        self.xs = _emit_steps(g, x, net.inference_steps(("standardize",)))
+        stats = _emit_steps(g, self.xs, net.inference_steps(("posterior",)))
         axis = g.const([1], "axes", np.int64)
         self.mean = g.op("Slice", stats, g.const([0], "starts", np.int64),
                          g.const([k], "ends", np.int64), axis)
@@ -300,9 +303,11 @@ class _VariationalParts:
         self.log_var = g.op("Mul", g.scalar(2.0), g.op("Log", std))
 
     def logits(self, z):
-        return emit_steps(self.g, z, self.net.inference_steps(("logits",)))
+        """The last decoder layer's pre-activation of codes ``z`` (standardized units)."""
+        return _emit_steps(self.g, z, self.net.inference_steps(("logits",)))
 
     def elementwise_log_likelihood(self, logits, x):
+        """``log p(x_j | z)`` of every element, from the logits (broadcasting)."""
         g, net = self.g, self.net
         if net.likelihood == "bernoulli":
             return g.op("Sub", g.op("Mul", x, logits), g.op("Softplus", logits))
@@ -323,9 +328,9 @@ def _log_likelihood(g, x, est):
     parts = _VariationalParts(g, x, net)
     width = net.decoder_layers[-1].linear.out_features
     # z[i, d] = mean[i] + exp(lv[i] / 2) * eps[d], shape (m, K, k), as the estimator computes it
+    std = g.op("Exp", g.op("Mul", parts.log_var, g.scalar(0.5)))
     z = g.op("Add", g.reshape(parts.mean, [-1, 1, k]),
-             g.op("Mul", g.reshape(g.op("Exp", g.op("Mul", parts.log_var, g.scalar(0.5))), [-1, 1, k]),
-                  g.const(_numpy(eps), "eps")))
+             g.op("Mul", g.reshape(std, [-1, 1, k]), g.const(_numpy(eps), "eps")))
     logits = g.reshape(parts.logits(g.reshape(z, [-1, k])), [-1, n_draws, width])
     xs = g.reshape(parts.xs, [-1, 1, width])
     log_px = g.reduce("ReduceSum", parts.elementwise_log_likelihood(logits, xs), [2])
@@ -370,15 +375,15 @@ def _labels(g, decision, out=None):
 
 
 def _emit_method(g, x, est, method):
-    """Nodes of ``method`` of ``est`` on rows ``x``; returns ``(name, elem_type, shape)``."""
+    """Nodes of ``method`` of ``est`` on rows ``x``; returns ``(name, shape)`` of the result."""
     net, spec = est.module_, est._spec
     n_out = spec.n_outputs or spec.n_features
     if method == "transform":
-        return emit_steps(g, x, net.inference_steps(("encoder",))), [None, spec.n_components]
+        return _emit_steps(g, x, net.inference_steps(("encoder",))), [None, spec.n_components]
     if method == "inverse_transform":
-        return emit_steps(g, x, net.inference_steps(("decoder",))), [None, spec.n_features]
+        return _emit_steps(g, x, net.inference_steps(("decoder",))), [None, spec.n_features]
     if method == "reconstruct" or (method == "predict" and isinstance(est, AutoencoderRegressor)):
-        y = emit_steps(g, x, net.inference_steps(("reconstruct",)))
+        y = _emit_steps(g, x, net.inference_steps(("reconstruct",)))
         if method == "predict" and est.n_outputs_ == 1:
             return g.reshape(y, [-1]), [None]
         return y, [None, n_out]
@@ -420,7 +425,7 @@ def _check_methods(estimator, methods):
     if not methods:
         raise ValueError("The 'methods' parameter of to_onnx must name at least one method.")
     for m in methods:
-        if m in _RANDOM:
+        if isinstance(m, str) and m in _RANDOM:
             raise ValueError(
                 f"The 'methods' parameter of to_onnx: {name}.{m} cannot be exported: "
                 f"{_RANDOM[m]}, and an ONNX graph is deterministic.")
@@ -429,7 +434,8 @@ def _check_methods(estimator, methods):
                 f"The 'methods' parameter of to_onnx must hold methods of {name} among "
                 f"{list(METHODS[cls])}. Got {m!r} instead.")
     if len(set(methods)) != len(methods):
-        raise ValueError(f"The 'methods' parameter of to_onnx names a method twice: {list(methods)}.")
+        raise ValueError(
+            f"The 'methods' parameter of to_onnx names a method twice: {list(methods)}.")
     if "inverse_transform" in methods and len(methods) > 1:
         raise ValueError(
             "The 'methods' parameter of to_onnx: inverse_transform reads codes, not samples, "
@@ -588,10 +594,10 @@ def _converter(scope, operator, container):
             _labels(g, decision, out=operator.outputs[0].full_name)
             g.reshape(decision, [-1, 1], out=operator.outputs[1].full_name)
         elif isinstance(est, AutoencoderRegressor):
-            y = emit_steps(g, x, est.module_.inference_steps(("reconstruct",)))
+            y = _emit_steps(g, x, est.module_.inference_steps(("reconstruct",)))
             g.op("Identity", y, out=operator.outputs[0].full_name)
         else:
-            y = emit_steps(g, x, est.module_.inference_steps(("encoder",)))
+            y = _emit_steps(g, x, est.module_.inference_steps(("encoder",)))
             g.op("Identity", y, out=operator.outputs[0].full_name)
 
 

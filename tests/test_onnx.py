@@ -298,7 +298,8 @@ def test_other_estimators_are_rejected():
 
 # ----------------------------------------------------------- packaging, docs
 def test_import_skae_does_not_import_onnx():
-    code = "import sys, skae; print(any(m.split('.')[0] in ('onnx', 'skl2onnx') for m in sys.modules))"
+    code = ("import sys, skae; "
+            "print(any(m.split('.')[0] in ('onnx', 'skl2onnx') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
