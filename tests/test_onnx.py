@@ -297,6 +297,29 @@ def test_other_estimators_are_rejected():
 
 
 # ----------------------------------------------------------- packaging, docs
+def test_no_other_module_of_skae_imports_onnx():
+    # import skae stays free of onnx: only skae/onnx.py names it (the slow test below checks
+    # the running interpreter)
+    import ast
+    from pathlib import Path
+
+    package = Path(skae_onnx.__file__).parent
+    for path in package.rglob("*.py"):
+        if path.name == "onnx.py" and path.parent == package:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):  # the module, and each name as a module
+                names = [node.module or ""] + [f"{node.module or ''}.{a.name}" for a in node.names]
+            else:
+                continue
+            # relative or absolute: skae.onnx, onnx, skl2onnx and onnxruntime are all out
+            assert not any(n.lstrip(".").split(".")[0] in ("onnx", "skl2onnx", "onnxruntime")
+                           for n in names), (path, names)
+
+
+@pytest.mark.slow
 def test_import_skae_does_not_import_onnx():
     code = ("import sys, skae; "
             "print(any(m.split('.')[0] in ('onnx', 'skl2onnx') for m in sys.modules))")
