@@ -557,6 +557,7 @@ def _shape_calculator(operator):
     from skl2onnx.common.data_types import FloatTensorType, Int64TensorType
 
     est = operator.raw_operator
+    check_is_fitted(est)
     input_type = operator.inputs[0].type
     if not isinstance(input_type, FloatTensorType):
         raise TypeError(
