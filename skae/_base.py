@@ -21,6 +21,7 @@ from ._nets import build_network
 from ._params import CONSTRAINTS, resolve
 from ._persistence import get_state, set_state
 from ._training import TrainState
+from ._weights import canonical_rows, check_sample_weight
 
 _INT32_MAX = np.iinfo(np.int32).max
 
@@ -126,7 +127,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
     #: Whether ``fit`` takes targets (paired data) instead of reconstructing X.
     _paired = False
 
-    def _fit(self, X, incremental=False, Y=None):
+    def _fit(self, X, incremental=False, Y=None, sample_weight=None):
         """Fit from scratch, or continue (warm start, partial fit); call in a transaction.
 
         Runs with autograd enabled even when called under ``torch.no_grad()`` or
@@ -135,11 +136,14 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         Returns
         -------
         X : ndarray
-            The validated training data.
+            The validated training data, in canonical form (see
+            :mod:`skae._weights`): the rows trained on.
         spec : skae._params.Spec
+        weights : ndarray or None
+            Their sample weights; None when all are equal.
         """
         with torch.inference_mode(False), torch.enable_grad():
-            return self._fit_with_grad(X, incremental, Y)
+            return self._fit_with_grad(X, incremental, Y, sample_weight)
 
     def _validate_training_data(self, X, Y, reset):
         """``(X, Y)`` validated; ``Y`` 2-D in X's dtype, or None for an autoencoder."""
@@ -150,10 +154,14 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         Y = np.asarray(Y, dtype=X.dtype)
         return X, Y.reshape(Y.shape[0], -1)
 
-    def _fit_with_grad(self, X, incremental, Y):
+    def _fit_with_grad(self, X, incremental, Y, sample_weight):
         params = self.get_params(deep=False)  # every parameter is read from here on
         reuse = hasattr(self, "module_") and (incremental or bool(params["warm_start"]))
         X, Y = self._validate_training_data(X, Y, reset=not reuse)
+        weights = check_sample_weight(sample_weight, X, type(self).__name__)
+        index, weights = canonical_rows([X] if Y is None else [X, Y], weights, params["shuffle"])
+        if index is not None:
+            X, Y = X[index], None if Y is None else Y[index]
         spec = resolve(params, type(self).__name__, X, incremental=incremental,
                        Y=Y)
         if reuse:
@@ -163,14 +171,15 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         if reuse:  # train copies: the fitted model stays intact should this call fail
             net, state = copy.deepcopy(self.module_), copy.deepcopy(self._train_state)
         else:
-            net, state = self._new_network(spec, X, seed, Y), TrainState()
+            net, state = self._new_network(spec, X, seed, Y, weights), TrainState()
         resume = reuse and incremental and self._spec.solver == spec.solver
         result = train(
             spec, X if Y is None else np.hstack([X, Y]), net.to(spec.device), state, seed=seed,
-            optimizer_state=self._optimizer_state if resume else None,
+            weights=weights, optimizer_state=self._optimizer_state if resume else None,
             pretrain=not reuse and spec.pretraining == "greedy",
         )
-        latent_kl = _inference.latent_kl(net, X, spec.max_width) if spec.variational else None
+        latent_kl = (_inference.latent_kl(net, X, spec.max_width, weights) if spec.variational
+                     else None)
         self._publish(spec, net, state, result, rng, fresh=not reuse)
         if not self._paired:
             self.latent_kl_ = latent_kl
@@ -192,16 +201,16 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
                 "optimization hasn't converged yet.",
                 ConvergenceWarning, stacklevel=4,
             )
-        return X, spec
+        return X, spec, weights
 
     @staticmethod
-    def _new_network(spec, X, seed, Y=None):
+    def _new_network(spec, X, seed, Y=None, weights=None):
         """A freshly initialized network for ``spec`` (statistics from ``X`` and ``Y``)."""
         shift = scale = targets = None
         if spec.standardize:
-            shift, scale = map(torch.from_numpy, standardization(X, spec.owner))
+            shift, scale = map(torch.from_numpy, standardization(X, spec.owner, weights))
             if Y is not None:
-                targets = tuple(map(torch.from_numpy, standardization(Y, spec.owner)))
+                targets = tuple(map(torch.from_numpy, standardization(Y, spec.owner, weights)))
         if Y is None and not spec.regularized and spec.n_components >= spec.n_features:
             warnings.warn(
                 f"{spec.owner} with n_components={spec.n_components} >= n_features="

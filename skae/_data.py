@@ -34,7 +34,7 @@ def iter_chunks(n_rows, n_cols):
         yield start, min(start + step, n_rows)
 
 
-def standardization(X, owner):
+def standardization(X, owner, weights=None):
     """Per-feature mean and scale of ``X``, in float64, without overflow.
 
     Each column is divided by its largest magnitude before the two-pass
@@ -50,6 +50,8 @@ def standardization(X, owner):
         Finite training data (float32 or float64).
     owner : str
         Estimator name for error messages.
+    weights : ndarray of shape (n_samples,) or None, default=None
+        Sample weights (frequencies): the weighted mean and variance.
 
     Returns
     -------
@@ -62,13 +64,17 @@ def standardization(X, owner):
         chunk = np.asarray(X[a:b], dtype=np.float64)
         peak = np.maximum(peak, np.abs(chunk).max(0))
     peak[peak == 0] = 1.0
+    w = None if weights is None else weights[:, None]
+    total_weight = n if weights is None else weights.sum()
     for a, b in iter_chunks(n, d):
-        total += (np.asarray(X[a:b], dtype=np.float64) / peak).sum(0)
-    mean = total / n
+        chunk = np.asarray(X[a:b], dtype=np.float64) / peak
+        total += chunk.sum(0) if w is None else (chunk * w[a:b]).sum(0)
+    mean = total / total_weight
     squares = np.zeros(d)
     for a, b in iter_chunks(n, d):
-        squares += np.square(np.asarray(X[a:b], dtype=np.float64) / peak - mean).sum(0)
-    var = squares / n
+        chunk = np.square(np.asarray(X[a:b], dtype=np.float64) / peak - mean)
+        squares += chunk.sum(0) if w is None else (chunk * w[a:b]).sum(0)
+    var = squares / total_weight
     constant = var <= n * _EPS * var + np.square(n * mean * _EPS)
     scale = np.where(constant, 1.0, np.sqrt(var) * peak)
     return mean * peak, scale

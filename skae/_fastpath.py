@@ -73,7 +73,7 @@ def covers(objective, net, precision):
     -------
     covered : bool
     """
-    if precision not in ("float32", "tf32"):
+    if precision not in ("float32", "tf32") or objective.weighted:  # sample weights: autograd
         return False
     if type(net) is VariationalAutoencoder:
         return _variational_covered(objective, net)

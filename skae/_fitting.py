@@ -9,12 +9,19 @@ import copy
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import torch
 
 from ._data import row_source, training_rows
 from ._device import training_context, training_threads
 from ._fastpath import loss_function
-from ._objective import build_objective, elementwise_error, gaussian_kl, split_rows
+from ._objective import (
+    build_objective,
+    elementwise_error,
+    gaussian_kl,
+    split_rows,
+    split_weights,
+)
 from ._pretraining import pretrain_greedy
 from ._training import (
     EarlyStopping,
@@ -84,7 +91,7 @@ def resume(optimizer, saved):
     optimizer.load_state_dict(saved)
 
 
-def _stopping(spec, data, seed, n_rows, state):
+def _stopping(spec, data, seed, n_rows, state, weighted=False):
     """``(train_index, callbacks)`` deciding when training stops."""
     callbacks = [NonFiniteGuard()]
     index = None
@@ -96,6 +103,10 @@ def _stopping(spec, data, seed, n_rows, state):
         val_index, index = (p.to(data.index_device) for p in (perm[:n_val], perm[n_val:]))
 
         def error(net, x):
+            x, weights = split_weights(x, weighted)
+            return _validation_error(net, x), weights
+
+        def _validation_error(net, x):
             if spec.variational:  # the negative ELBO, on noise fixed across epochs
                 noise = torch.randn((x.shape[0], spec.n_components), dtype=x.dtype,
                                     generator=torch.Generator().manual_seed(split_seed))
@@ -124,7 +135,7 @@ def _stage_callbacks(spec):
     return make
 
 
-def train(spec, X, net, state, *, seed, optimizer_state=None, pretrain=False):
+def train(spec, X, net, state, *, seed, weights=None, optimizer_state=None, pretrain=False):
     """Train ``net`` (in place) on ``X`` as ``spec`` says.
 
     Parameters
@@ -139,6 +150,10 @@ def train(spec, X, net, state, *, seed, optimizer_state=None, pretrain=False):
         History to extend; updated in place.
     seed : int
         Seed of this run's generators (shuffling, corruption, split).
+    weights : ndarray of shape (n_samples,) or None, default=None
+        Sample weights (frequencies) of the rows; None for equal weights.
+        They travel with the rows as a last column, so that batches,
+        shuffling and streaming carry them.
     optimizer_state : dict or None, default=None
         Optimizer state to resume from (``partial_fit``).
     pretrain : bool, default=False
@@ -150,16 +165,20 @@ def train(spec, X, net, state, *, seed, optimizer_state=None, pretrain=False):
     """
     stats = net.training_statistics()
     rows = training_rows(X, *stats, owner=spec.owner)
+    inputs, weighted = rows, weights is not None
+    if weighted:  # normalized to mean 1 in float64, so float32 keeps them exact enough
+        column = torch.from_numpy((weights / weights.mean()).astype(np.float32)).unsqueeze(1)
+        rows = torch.cat([rows, column], 1)
     batch_size = min(spec.batch_size, X.shape[0])
     data = row_source(rows, spec.device, batch_size)
     optimizer = build_optimizer(spec, net)
     if optimizer_state is not None:
         resume(optimizer, optimizer_state)
     generators = Generators(seed + 1)
-    objective = build_objective(spec, rows, generators(spec.device), stats)
+    objective = build_objective(spec, inputs, generators(spec.device), stats, weighted)
     if not spec.incremental:  # a new call to fit: a fresh optimizer, a fresh count
         state.no_improvement_count = 0
-    index, callbacks = _stopping(spec, data, seed, X.shape[0], state)
+    index, callbacks = _stopping(spec, data, seed, X.shape[0], state, weighted)
     callbacks.append(TermSchedule(objective.terms))
     max_iter = 1 if spec.incremental else spec.max_iter
     if spec.verbose:
@@ -174,7 +193,7 @@ def train(spec, X, net, state, *, seed, optimizer_state=None, pretrain=False):
                 max_iter=spec.pretraining_max_iter,
                 make_optimizer=lambda stage: build_optimizer(spec, stage),
                 generators=generators, callbacks=_stage_callbacks(spec), shuffle=spec.shuffle,
-                precision=spec.precision,
+                precision=spec.precision, weighted=weighted,
             )
             curves = [list(s.loss_curve) for s in stages]
         if status != "interrupted":

@@ -294,8 +294,10 @@ def feature_negative_log_likelihood(net, X, width):
     return out
 
 
-def latent_kl(net, X, width):
+def latent_kl(net, X, width, weights=None):
     """Mean over the samples of ``KL(q(z_k | x) || N(0, 1))`` per latent unit, in float64.
+
+    ``weights`` (sample weights, or None) weight the mean.
 
     Returns
     -------
@@ -303,8 +305,15 @@ def latent_kl(net, X, width):
     """
     passes = _Variational(net, X)
     total = torch.zeros(net.n_components, dtype=torch.float64, device=passes.device)
+    w = None if weights is None else torch.from_numpy(weights).to(passes.device)
+    start = 0
     with torch.inference_mode():
         for _, _, _, mean, lv in passes.chunks(X, width):
             mean, lv = mean.to(torch.float64), lv.to(torch.float64)
-            total += 0.5 * (mean.square() + lv.exp() - 1.0 - lv).sum(0)
-    return (total / max(1, X.shape[0])).cpu().numpy()
+            kl = 0.5 * (mean.square() + lv.exp() - 1.0 - lv)
+            if w is not None:
+                kl = kl * w[start:start + kl.shape[0]].unsqueeze(1)
+            start += kl.shape[0]
+            total += kl.sum(0)
+    count = max(1, X.shape[0]) if weights is None else weights.sum()
+    return (total / count).cpu().numpy()

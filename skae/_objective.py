@@ -58,12 +58,43 @@ def check_bce_range(low, high, hint, name="X"):
         )
 
 
+def batch_mean(values, weights=None):
+    """Mean of per-sample ``values`` (shape (m,)), weighted by ``weights`` when given."""
+    if weights is None:
+        return values.mean()
+    return (values * weights).sum() / weights.sum()
+
+
+def trimmed_weights(values, trim, weights):
+    """``weights`` with those of the largest ``values`` set to 0, up to ``trim`` of their total.
+
+    A sample of weight ``k`` counts as ``k`` samples would; the sample with
+    the smallest value is always kept.
+    """
+    order = values.detach().argsort()
+    w = weights[order]
+    kept = w.cumsum(0) <= w.sum() * (1.0 - trim) * (1.0 + 1e-6)
+    kept[0] = True
+    return torch.zeros_like(weights).index_copy(0, order, w * kept)
+
+
+def trimmed_mean(values, trim, weights=None):
+    """Mean of the smallest per-sample ``values``, leaving out a fraction ``trim``.
+
+    Without weights the ``ceil(trim * m)`` largest of ``m`` values are left
+    out; with weights (frequencies), see :func:`trimmed_weights`.
+    """
+    if weights is None:
+        return values.topk(n_kept(values.shape[0], trim), largest=False, sorted=False).values.mean()
+    return batch_mean(values, trimmed_weights(values, trim, weights))
+
+
 def n_kept(m, trim):
     """Samples of a batch of ``m`` that a trimmed loss keeps: ``m - ceil(trim m)``, at least 1."""
     return max(1, m - math.ceil(trim * m))
 
 
-def reconstruction_loss(x_hat, x, loss, trim=0.0):
+def reconstruction_loss(x_hat, x, loss, trim=0.0, weights=None):
     """Mean reconstruction error, over the best-reconstructed samples when trimming.
 
     With ``trim > 0`` the ``ceil(trim * m)`` samples of the batch with the
@@ -76,16 +107,20 @@ def reconstruction_loss(x_hat, x, loss, trim=0.0):
     loss : {"mse", "bce"}
     trim : float, default=0.0
         Fraction of samples left out, in [0, 1).
+    weights : torch.Tensor of shape (m,) or None, default=None
+        Sample weights: a weighted mean (see :func:`trimmed_mean`).
 
     Returns
     -------
     loss : torch.Tensor
         A scalar.
     """
-    if trim == 0:
+    if trim == 0 and weights is None:
         return F.mse_loss(x_hat, x) if loss == "mse" else elementwise_error(x_hat, x, loss).mean()
     errors = elementwise_error(x_hat, x, loss).mean(1)
-    return errors.topk(n_kept(errors.shape[0], trim), largest=False, sorted=False).values.mean()
+    if trim == 0:
+        return batch_mean(errors, weights)
+    return trimmed_mean(errors, trim, weights)
 
 
 # ----------------------------------------------------------------- corruption
@@ -145,18 +180,22 @@ class L1Activity:
     def __init__(self, weight, layers):
         self.weight, self.layers = weight, layers
 
-    def __call__(self, output, x, net):
-        """The weighted penalty on a batch."""
-        return self.weight * sum(output.activations[i].abs().sum(1).mean() for i in self.layers)
+    def __call__(self, output, x, net, weights=None):
+        """The weighted penalty on a batch (``weights``: sample weights or None)."""
+        return self.weight * sum(batch_mean(output.activations[i].abs().sum(1), weights)
+                                 for i in self.layers)
 
 
-def kl_divergence_sparsity(activations, target, eps=1e-7):
+def kl_divergence_sparsity(activations, target, eps=1e-7, weights=None):
     """``sum_j KL(rho || rho_hat_j)`` between Bernoulli means.
 
-    ``rho_hat_j`` is unit ``j``'s mean activation over the batch (clipped to
-    ``[eps, 1 - eps]``); zero exactly when every mean equals ``rho``.
+    ``rho_hat_j`` is unit ``j``'s mean activation over the batch (weighted
+    by the sample ``weights`` when given; clipped to ``[eps, 1 - eps]``);
+    zero exactly when every mean equals ``rho``.
     """
-    rho_hat = activations.mean(0).clamp(eps, 1 - eps)
+    mean = activations.mean(0) if weights is None else (
+        (activations * weights[:, None]).sum(0) / weights.sum())
+    rho_hat = mean.clamp(eps, 1 - eps)
     rho = target
     return (rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
 
@@ -170,14 +209,15 @@ class KLSparsity:
     def __init__(self, weight, target, layers):
         self.weight, self.target, self.layers = weight, target, layers
 
-    def __call__(self, output, x, net):
-        """The weighted penalty on a batch."""
+    def __call__(self, output, x, net, weights=None):
+        """The weighted penalty on a batch (``weights``: sample weights or None)."""
         return self.weight * sum(
-            kl_divergence_sparsity(output.activations[i], self.target) for i in self.layers
+            kl_divergence_sparsity(output.activations[i], self.target, weights=weights)
+            for i in self.layers
         )
 
 
-def contractive_penalty(weights, derivatives):
+def contractive_penalty(weights, derivatives, sample_weight=None):
     """Mean squared Frobenius norm of the encoder's Jacobian, exact.
 
     For ``h = g_L(W_L ... g_1(W_1 x + b_1) ...)``, ``J = D_L W_L ... D_1 W_1``
@@ -193,6 +233,8 @@ def contractive_penalty(weights, derivatives):
         ``W_1 ... W_L``, ``W_l`` of shape ``(h_l, h_{l-1})``.
     derivatives : list of torch.Tensor or None
         ``g_l'`` at each pre-activation, shape ``(m, h_l)``; None for identity.
+    sample_weight : torch.Tensor of shape (m,) or None, default=None
+        Weights of the batch's samples in the mean.
 
     Returns
     -------
@@ -202,12 +244,13 @@ def contractive_penalty(weights, derivatives):
     W1, dL = weights[0], derivatives[-1]
     if len(weights) == 1:
         row_norms = W1.square().sum(1)
-        return row_norms.sum() if dL is None else (dL.square() * row_norms).sum(1).mean()
+        return row_norms.sum() if dL is None else batch_mean((dL.square() * row_norms).sum(1),
+                                                             sample_weight)
     WL = weights[-1]
     if len(weights) == 2 and dL is None:
         K = (WL.t() @ WL) * (W1 @ W1.t())
         d1 = derivatives[0]
-        return K.sum() if d1 is None else ((d1 @ K) * d1).sum(1).mean()
+        return K.sum() if d1 is None else batch_mean(((d1 @ K) * d1).sum(1), sample_weight)
     A = WL.unsqueeze(0) if dL is None else dL.unsqueeze(2) * WL
     for W, d in zip(weights[-2:0:-1], derivatives[-2:0:-1]):
         if d is not None:
@@ -216,8 +259,8 @@ def contractive_penalty(weights, derivatives):
     if derivatives[0] is not None:
         A = A * derivatives[0].unsqueeze(1)
     if W1.shape[1] <= W1.shape[0]:
-        return (A @ W1).square().sum((1, 2)).mean()
-    return ((A @ (W1 @ W1.t())) * A).sum((1, 2)).mean()
+        return batch_mean((A @ W1).square().sum((1, 2)), sample_weight)
+    return batch_mean(((A @ (W1 @ W1.t())) * A).sum((1, 2)), sample_weight)
 
 
 class Contractive:
@@ -229,14 +272,15 @@ class Contractive:
     def __init__(self, weight):
         self.weight = weight
 
-    def __call__(self, output, x, net):
+    def __call__(self, output, x, net, weights=None):
         """The weighted penalty on a batch (Jacobian w.r.t. the standardized input)."""
         layers = net.encoder_layers
         derivatives = [
             derivative(layer.activation, pre, post)
             for layer, pre, post in zip(layers, output.pre_activations, output.activations)
         ]
-        return self.weight * contractive_penalty([layer.linear.weight for layer in layers], derivatives)
+        return self.weight * contractive_penalty([layer.linear.weight for layer in layers],
+                                                 derivatives, weights)
 
 
 def gaussian_kl(mean, log_variance):
@@ -272,8 +316,8 @@ class GaussianKL:
         ramp = 1.0 if self.warmup == 0 else min(1.0, epoch / self.warmup)
         self.current = self.weight * ramp
 
-    def __call__(self, output, x, net):
-        """The weighted KL of every sample, shape (m,)."""
+    def __call__(self, output, x, net, weights=None):
+        """The weighted KL of every sample, shape (m,) (sample weights apply later)."""
         return self.current * gaussian_kl(output.mean, output.log_variance)
 
 
@@ -426,11 +470,14 @@ class Objective:
         Paired data: each training row holds ``n_inputs`` input columns
         followed by the target's; the network maps the (corrupted) input to
         the target. None: the target is the row itself (an autoencoder).
+    weighted : bool, default=False
+        Each training row ends with its sample weight (a column the
+        network never sees): every mean over the batch is weighted by it.
     """
 
-    def __init__(self, loss, terms=(), corruption=None, trim=0.0, n_inputs=None):
+    def __init__(self, loss, terms=(), corruption=None, trim=0.0, n_inputs=None, weighted=False):
         self.loss, self.terms, self.corruption, self.trim = loss, tuple(terms), corruption, trim
-        self.n_inputs = n_inputs
+        self.n_inputs, self.weighted = n_inputs, weighted
         self._activations = any(t.needs_activations for t in self.terms)
 
     def __call__(self, net, xb):
@@ -438,13 +485,14 @@ class Objective:
 
         ``parts`` maps ``"reconstruction"`` and each term's name to its value.
         """
+        xb, weights = split_weights(xb, self.weighted)
         xb, target = split_rows(xb, self.n_inputs)
         x_in = xb if self.corruption is None else self.corruption(xb)
         output = net.forward_standardized(x_in, keep_activations=self._activations)
-        rec = reconstruction_loss(output.reconstruction, target, self.loss, self.trim)
+        rec = reconstruction_loss(output.reconstruction, target, self.loss, self.trim, weights)
         parts, total = {"reconstruction": rec}, rec
         for term in self.terms:
-            value = term(output, x_in, net)
+            value = _apply_term(term, output, x_in, net, weights)
             parts[term.name] = value
             total = total + value
         return total, parts
@@ -471,12 +519,13 @@ class VariationalObjective(Objective):
         Draws the codes' noise, on the training device.
     """
 
-    def __init__(self, terms, corruption=None, trim=0.0, generator=None):
-        super().__init__("likelihood", terms, corruption, trim)
+    def __init__(self, terms, corruption=None, trim=0.0, generator=None, weighted=False):
+        super().__init__("likelihood", terms, corruption, trim, weighted=weighted)
         self.generator = generator
 
     def __call__(self, net, xb):
         """``(loss, parts)`` on a batch ``xb`` of training rows."""
+        xb, weights = split_weights(xb, self.weighted)
         x_in = xb if self.corruption is None else self.corruption(xb)
         noise = torch.randn((xb.shape[0], net.n_components), generator=self.generator,
                             device=xb.device, dtype=xb.dtype)
@@ -484,18 +533,34 @@ class VariationalObjective(Objective):
         values = {"reconstruction": net.negative_log_likelihood(output, xb)}
         for term in self.terms:
             if getattr(term, "per_sample", False):
-                values[term.name] = term(output, x_in, net)
-        if self.trim > 0:
+                values[term.name] = _apply_term(term, output, x_in, net, weights)
+        if self.trim > 0 and weights is None:
             total = sum(values.values())
             kept = total.topk(n_kept(total.shape[0], self.trim), largest=False, sorted=False).indices
             values = {k: v.index_select(0, kept) for k, v in values.items()}
-        parts = {k: v.mean() for k, v in values.items()}
+        elif self.trim > 0:  # weights of the left-out samples set to 0
+            weights = trimmed_weights(sum(values.values()), self.trim, weights)
+        parts = {k: batch_mean(v, weights) for k, v in values.items()}
         total = sum(parts.values())
         for term in self.terms:
             if not getattr(term, "per_sample", False):
-                parts[term.name] = value = term(output, x_in, net)
+                parts[term.name] = value = _apply_term(term, output, x_in, net, weights)
                 total = total + value
         return total, parts
+
+
+def _apply_term(term, output, x, net, weights):
+    """A term's value; ``weights`` (sample weights) are passed only to weighted fits."""
+    if weights is None:
+        return term(output, x, net)
+    return term(output, x, net, weights=weights)
+
+
+def split_weights(rows, weighted):
+    """``(rows, weights)``: the weight column taken off weighted rows, else ``(rows, None)``."""
+    if not weighted:
+        return rows, None
+    return rows[:, :-1], rows[:, -1]
 
 
 def split_rows(rows, n_inputs):
@@ -551,7 +616,7 @@ NOISES = ("gaussian", "masking", "salt_and_pepper", "block", "watermark")
 IMAGE_NOISES = ("block", "watermark")
 
 
-def build_objective(spec, rows, generator, statistics=None):
+def build_objective(spec, rows, generator, statistics=None, weighted=False):
     """Build the :class:`Objective` a Spec describes.
 
     Parameters
@@ -565,6 +630,8 @@ def build_objective(spec, rows, generator, statistics=None):
     statistics : tuple of numpy.ndarray or None, default=None
         ``(shift, scale)`` of the training rows' standardization (inputs
         and, for paired data, targets).
+    weighted : bool, default=False
+        The batches' rows end with a sample-weight column (not in ``rows``).
 
     Returns
     -------
@@ -577,5 +644,5 @@ def build_objective(spec, rows, generator, statistics=None):
                                  generator, spec.image_shape, statistics)
     terms = [t for t in (build(spec) for build in TERMS) if t is not None]
     if spec.variational:
-        return VariationalObjective(terms, corruption, spec.trim_fraction, generator)
-    return Objective(spec.loss, terms, corruption, spec.trim_fraction, n_inputs)
+        return VariationalObjective(terms, corruption, spec.trim_fraction, generator, weighted)
+    return Objective(spec.loss, terms, corruption, spec.trim_fraction, n_inputs, weighted)

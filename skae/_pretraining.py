@@ -9,7 +9,7 @@ from ._training import TrainState, fit_module
 
 
 def pretrain_greedy(net, rows, *, loss, device, batch_size, max_iter, make_optimizer,
-                    generators, callbacks, shuffle, precision):
+                    generators, callbacks, shuffle, precision, weighted=False):
     """Train each layer as a shallow autoencoder on the previous layer's codes.
 
     Stage 1 reconstructs the training rows with ``loss``; stage ``i > 1``
@@ -36,6 +36,8 @@ def pretrain_greedy(net, rows, *, loss, device, batch_size, max_iter, make_optim
     shuffle : bool
     precision : str
         The fit's ``precision`` (chooses the fast path or autograd).
+    weighted : bool, default=False
+        ``rows`` end with a sample-weight column, which weights every stage.
 
     Returns
     -------
@@ -45,9 +47,11 @@ def pretrain_greedy(net, rows, *, loss, device, batch_size, max_iter, make_optim
         History of each stage that ran.
     """
     states, H = [], rows
+    if weighted:
+        H, weights = rows[:, :-1], rows[:, -1:]
     for i, stage in enumerate(net.stages()):
-        objective = Objective(loss if i == 0 else "mse")
-        data = row_source(H, device, batch_size)
+        objective = Objective(loss if i == 0 else "mse", weighted=weighted)
+        data = row_source(torch.cat([H, weights], 1) if weighted else H, device, batch_size)
         state = TrainState()
         status = fit_module(
             stage, data, loss_function(objective, stage, batch_size, precision),

@@ -407,7 +407,8 @@ def mean_error(net, data, index, error, chunk_width):
     index : torch.Tensor
         Rows to score.
     error : callable
-        ``error(net, x) -> tensor of shape (m, k)``, elementwise errors.
+        ``error(net, x) -> (errors, weights)``: elementwise errors of shape
+        ``(m, k)`` and the rows' sample weights (shape ``(m,)``, or None).
     chunk_width : int
         Widest row a chunk materializes.
 
@@ -415,9 +416,13 @@ def mean_error(net, data, index, error, chunk_width):
     -------
     mean : float
     """
-    total, count = 0.0, 0
+    total, count = 0.0, 0.0
     for a, b in iter_chunks(index.shape[0], chunk_width):
-        errors = error(net, data.take(index[a:b]))
-        total = total + errors.sum()
-        count += errors.numel()
-    return float(total) / count
+        errors, weights = error(net, data.take(index[a:b]))
+        if weights is None:
+            total = total + errors.sum()
+            count = count + errors.numel()
+        else:
+            total = total + (errors * weights.unsqueeze(1)).sum()
+            count = count + weights.sum() * errors.shape[1]
+    return float(total) / float(count)

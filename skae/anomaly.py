@@ -7,6 +7,7 @@ from sklearn.base import OutlierMixin
 
 from ._base import _BaseAutoencoder, _ReconstructMixin
 from ._compat import Interval, StrOptions, _fit_context
+from ._weights import weighted_quantile
 
 
 class AutoencoderAnomalyDetector(OutlierMixin, _ReconstructMixin, _BaseAutoencoder):
@@ -516,7 +517,7 @@ class AutoencoderAnomalyDetector(OutlierMixin, _ReconstructMixin, _BaseAutoencod
         self.trim_fraction = trim_fraction
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Train the autoencoder on X and set the outlier threshold.
 
         Parameters
@@ -525,6 +526,12 @@ class AutoencoderAnomalyDetector(OutlierMixin, _ReconstructMixin, _BaseAutoencod
             Training data, assumed mostly normal; labels are not used.
         y : Ignored
             Not used, present for API consistency by convention.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights, as frequencies: a sample of weight ``k`` trains
+            exactly as ``k`` copies of it would, one of weight 0 as if it
+            were absent; None weights every sample 1. They weight the
+            standardization statistics and every mean in the loss and, for the
+            threshold, the training scores.
 
         Returns
         -------
@@ -532,11 +539,11 @@ class AutoencoderAnomalyDetector(OutlierMixin, _ReconstructMixin, _BaseAutoencod
             Fitted estimator.
         """
         with self._transaction():
-            self._set_offset(*self._fit(X))
+            self._set_offset(*self._fit(X, sample_weight=sample_weight))
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X, y=None, sample_weight=None):
         """Run one epoch of training on X, then reset the threshold on X.
 
         Parameters
@@ -545,6 +552,12 @@ class AutoencoderAnomalyDetector(OutlierMixin, _ReconstructMixin, _BaseAutoencod
             Training data.
         y : Ignored
             Not used, present for API consistency by convention.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights, as frequencies: a sample of weight ``k`` trains
+            exactly as ``k`` copies of it would, one of weight 0 as if it
+            were absent; None weights every sample 1. They weight the
+            standardization statistics and every mean in the loss and, for the
+            threshold, the training scores.
 
         Returns
         -------
@@ -552,33 +565,39 @@ class AutoencoderAnomalyDetector(OutlierMixin, _ReconstructMixin, _BaseAutoencod
             Updated estimator.
         """
         with self._transaction():
-            self._set_offset(*self._fit(X, incremental=True))
+            self._set_offset(*self._fit(X, incremental=True, sample_weight=sample_weight))
         return self
 
-    def _set_offset(self, X, spec):
+    def _set_offset(self, X, spec, weights=None):
         """Set ``offset_`` from the scores of the (validated) training data.
 
-        Scores of -inf (overflowing errors) count as the lowest finite score,
-        so the threshold is always finite.
+        ``weights`` are the rows' sample weights (None for equal weights):
+        every median and quantile is then that of the rows repeated as often
+        as their weights say. Scores of -inf (overflowing errors) count as
+        the lowest finite score, so the threshold is always finite.
         """
         scores = np.maximum(self._score_samples(X), np.finfo(X.dtype).min).astype(np.float64)
+
+        def median(values):
+            return weighted_quantile(values, weights, 0.5)
+
         if spec.contamination == "auto" and spec.variational:
             # Negative log-likelihoods are already on a log scale: the median
             # plus 3 scaled median absolute deviations of the scores.
-            median = np.median(scores)
-            mad = 1.4826 * np.median(np.abs(scores - median))
-            offset = median - 3.0 * mad
+            center = median(scores)
+            mad = 1.4826 * median(np.abs(scores - center))
+            offset = center - 3.0 * mad
         elif spec.contamination == "auto":
             # Flag errors far above the typical training error, on a log scale
             # where squared errors are close to symmetric: the median plus 3
             # scaled median absolute deviations of log(error).
             log_errors = np.log(np.maximum(-scores, np.finfo(scores.dtype).tiny))
-            median = np.median(log_errors)
-            mad = 1.4826 * np.median(np.abs(log_errors - median))
+            center = median(log_errors)
+            mad = 1.4826 * median(np.abs(log_errors - center))
             with np.errstate(over="ignore"):
-                offset = -np.exp(median + 3.0 * mad)
+                offset = -np.exp(center + 3.0 * mad)
         else:
-            offset = np.percentile(scores, 100.0 * spec.contamination)
+            offset = weighted_quantile(scores, weights, spec.contamination)
         info = np.finfo(X.dtype)  # representable in the training data's dtype
         self.offset_ = float(np.clip(offset, info.min, info.max))
 

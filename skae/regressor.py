@@ -408,7 +408,7 @@ class AutoencoderRegressor(RegressorMixin, _BaseAutoencoder):
         self.n_outputs_ = spec.n_outputs
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train the network to map X to y.
 
         Parameters
@@ -417,6 +417,11 @@ class AutoencoderRegressor(RegressorMixin, _BaseAutoencoder):
             Inputs.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights, as frequencies: a sample of weight ``k`` trains
+            exactly as ``k`` copies of it would, one of weight 0 as if it
+            were absent; None weights every sample 1. They weight the
+            standardization statistics and every mean in the loss.
 
         Returns
         -------
@@ -424,11 +429,11 @@ class AutoencoderRegressor(RegressorMixin, _BaseAutoencoder):
             Fitted estimator.
         """
         with self._transaction():
-            self._fit(X, Y=y)
+            self._fit(X, Y=y, sample_weight=sample_weight)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """Run one epoch of training on (X, y), starting a model on the first call.
 
         Parameters
@@ -437,6 +442,11 @@ class AutoencoderRegressor(RegressorMixin, _BaseAutoencoder):
             Inputs.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights, as frequencies: a sample of weight ``k`` trains
+            exactly as ``k`` copies of it would, one of weight 0 as if it
+            were absent; None weights every sample 1. They weight the
+            standardization statistics and every mean in the loss.
 
         Returns
         -------
@@ -444,7 +454,7 @@ class AutoencoderRegressor(RegressorMixin, _BaseAutoencoder):
             Updated estimator.
         """
         with self._transaction():
-            self._fit(X, incremental=True, Y=y)
+            self._fit(X, incremental=True, Y=y, sample_weight=sample_weight)
         return self
 
     def predict(self, X):

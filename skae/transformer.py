@@ -484,7 +484,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         )
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Train the autoencoder on X.
 
         Parameters
@@ -493,6 +493,11 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             Training data.
         y : Ignored
             Not used, present for API consistency by convention.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights, as frequencies: a sample of weight ``k`` trains
+            exactly as ``k`` copies of it would, one of weight 0 as if it
+            were absent; None weights every sample 1. They weight the
+            standardization statistics and every mean in the loss.
 
         Returns
         -------
@@ -500,12 +505,12 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             Fitted estimator.
         """
         with self._transaction():
-            X, _ = self._fit(X)
+            X, _, _ = self._fit(X, sample_weight=sample_weight)
             self._set_code_range(X, widen=False)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X, y=None, sample_weight=None):
         """Run one epoch of training on X, starting a model on the first call.
 
         Parameters
@@ -514,6 +519,11 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             Training data.
         y : Ignored
             Not used, present for API consistency by convention.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights, as frequencies: a sample of weight ``k`` trains
+            exactly as ``k`` copies of it would, one of weight 0 as if it
+            were absent; None weights every sample 1. They weight the
+            standardization statistics and every mean in the loss.
 
         Returns
         -------
@@ -521,7 +531,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             Updated estimator.
         """
         with self._transaction():
-            X, _ = self._fit(X, incremental=True)
+            X, _, _ = self._fit(X, incremental=True, sample_weight=sample_weight)
             self._set_code_range(X, widen=True)
         return self
 
