@@ -188,6 +188,11 @@ def test_colour_images():
                                       X[i].reshape(4, 5, 3))
         np.testing.assert_allclose(display.images_["reconstruction"][i].get_array(),
                                    np.clip(R[i].reshape(4, 5, 3), 0, 1))
+    # originals in [0, 1]: reconstructions beyond it are clipped, not rescaled
+    display = ReconstructionDisplay(originals=X[:2], reconstructions=1.5 * X[:2] - 0.2,
+                                    image_shape=(4, 5, 3)).plot()
+    np.testing.assert_allclose(display.images_["reconstruction"][0].get_array(),
+                               np.clip(1.5 * X[0] - 0.2, 0, 1).reshape(4, 5, 3))
     # outside [0, 1]: rescaled from the originals' range
     display = ReconstructionDisplay(originals=4 * X[:2] - 1, reconstructions=4 * X[:2] - 1,
                                     image_shape=(4, 5, 3)).plot()
