@@ -177,7 +177,7 @@ def test_grayscale_images_are_the_rows_and_their_reconstructions(fitted, data):
         assert display.images_["reconstruction"][i].get_clim() == (X[:4].min(), X[:4].max())
 
 
-def test_colour_images():
+def test_colour_images(caplog):
     X = np.random.RandomState(0).rand(40, 4 * 5 * 3).astype(np.float32)
     est = AutoencoderTransformer(n_components=2, architecture="conv", image_shape=(4, 5, 3),
                                  conv_channels=(4,), **FAST).fit(X)
@@ -193,6 +193,7 @@ def test_colour_images():
                                     image_shape=(4, 5, 3)).plot()
     np.testing.assert_allclose(display.images_["reconstruction"][0].get_array(),
                                np.clip(1.5 * X[0] - 0.2, 0, 1).reshape(4, 5, 3))
+    assert "Clipping input data" not in caplog.text  # clipped before matplotlib logs it
     # outside [0, 1]: rescaled from the originals' range
     display = ReconstructionDisplay(originals=4 * X[:2] - 1, reconstructions=4 * X[:2] - 1,
                                     image_shape=(4, 5, 3)).plot()
