@@ -348,3 +348,26 @@ def test_single_axes_displays_draw_on_the_given_axes(fitted, data):
         display = call(right)
         assert display.ax_ is right and display.figure_ is fig
         assert not left.has_data() and right.has_data()
+
+
+# ---------------------------------------------------------------- docstrings
+def _plotting_objects():
+    import inspect
+
+    for name in skae.plotting.__all__:
+        cls = getattr(skae.plotting, name)
+        yield f"skae.plotting.{name}"
+        for method in ("plot", "from_estimator"):
+            assert inspect.ismethod(getattr(cls, method)) or inspect.isfunction(
+                getattr(cls, method))
+            yield f"skae.plotting.{name}.{method}"
+
+
+@pytest.mark.parametrize("name", list(_plotting_objects()))
+def test_docstrings(name):
+    numpydoc_validate = pytest.importorskip("numpydoc.validate")
+    checked = {"GL01", "GL02", "GL03", "GL07", "PR01", "PR02", "PR03", "PR06", "PR10",
+               "RT01", "SS01", "SS03", "SS05"}
+    errors = [(code, msg) for code, msg in numpydoc_validate.validate(name)["errors"]
+              if code in checked]
+    assert not errors, errors
