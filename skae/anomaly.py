@@ -7,10 +7,13 @@ from sklearn.base import OutlierMixin
 
 from ._base import _BaseAutoencoder, _ReconstructMixin
 from ._compat import Interval, StrOptions, _fit_context
+from ._output import _FeatureOutputMixin
 from ._weights import weighted_quantile
 
 
-class AutoencoderAnomalyDetector(OutlierMixin, _ReconstructMixin, _BaseAutoencoder):
+class AutoencoderAnomalyDetector(
+    _FeatureOutputMixin, OutlierMixin, _ReconstructMixin, _BaseAutoencoder
+):
     """Anomaly detector scoring samples by their autoencoder reconstruction error.
 
     An autoencoder learns to reconstruct the (mostly normal) training data;
@@ -676,7 +679,11 @@ class AutoencoderAnomalyDetector(OutlierMixin, _ReconstructMixin, _BaseAutoencod
 
         Returns
         -------
-        errors : ndarray of shape (n_samples, n_features)
+        errors : ndarray or DataFrame of shape (n_samples, n_features)
+            A pandas or polars DataFrame, with columns
+            :meth:`get_feature_names_out` (and ``X``'s index for a pandas
+            ``X`` with pandas output), when :meth:`set_output` or
+            ``sklearn.set_config(transform_output=...)`` asks for one.
             Elementwise ``loss`` between each sample and its reconstruction,
             in standard deviations of the training data when
             ``standardize=True``. Higher is more anomalous. Its mean over
@@ -687,7 +694,9 @@ class AutoencoderAnomalyDetector(OutlierMixin, _ReconstructMixin, _BaseAutoencod
             does not add up to ``-score_samples(X)``, which also accounts for
             the code's own likelihood.
         """
-        X = self._validate_X(X)
+        X_in, X = X, self._validate_X(X)
         if self._spec.variational:
-            return self._feature_nll(X)
-        return self._errors(X, per_feature=True)
+            errors = self._feature_nll(X)
+        else:
+            errors = self._errors(X, per_feature=True)
+        return self._wrap_features(errors, X_in)
