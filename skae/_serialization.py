@@ -81,14 +81,21 @@ def _estimator_classes():
     return {f"skae.{cls.__name__}": cls for cls in classes}
 
 
-def _class_name(cls):
+def _class_name(cls, subclasses=False):
+    """The name a file gives ``cls``: ``"skae.<Name>"`` for skae's estimators.
+
+    With ``subclasses=True`` (pickling, where the pickle itself names the
+    class), a subclass of one of them is named by its module and qualified name.
+    """
     names = {c: name for name, c in _estimator_classes().items()}
-    if cls not in names:
-        raise TypeError(
-            f"{cls.__name__} is not one of skae's estimators ({', '.join(sorted(names.values()))}); "
-            "skae stores only those."
-        )
-    return names[cls]
+    if cls in names:
+        return names[cls]
+    if subclasses and issubclass(cls, tuple(names)):
+        return f"{cls.__module__}.{cls.__qualname__}"
+    raise TypeError(
+        f"{cls.__name__} is not one of skae's estimators ({', '.join(sorted(names.values()))}); "
+        "skae stores only those."
+    )
 
 
 def _versions():
@@ -243,7 +250,7 @@ def _spec_json(spec, writer):
     return {f.name: writer.encode(getattr(spec, f.name), f"spec/{f.name}") for f in fields(spec)}
 
 
-def export_state(estimator, *, include_optimizer=True):
+def export_state(estimator, *, include_optimizer=True, subclasses=False):
     """An estimator as ``(header, arrays)``: JSON-compatible data and named numpy arrays.
 
     Parameters
@@ -253,6 +260,9 @@ def export_state(estimator, *, include_optimizer=True):
     include_optimizer : bool, default=True
         Store the optimizer's state (moments and step counts), so that
         ``partial_fit`` after loading continues exactly.
+    subclasses : bool, default=False
+        Accept a subclass of a skae estimator (pickling only: a file written
+        by :func:`save` names one of skae's own classes).
 
     Returns
     -------
@@ -274,7 +284,7 @@ def export_state(estimator, *, include_optimizer=True):
     params = {name: writer.encode(state.pop(name), f"params/{name}") for name in param_names}
     header = {
         "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "versions": _versions(),
-        "class": _class_name(cls), "params": params, "fitted": "module_" in state,
+        "class": _class_name(cls, subclasses), "params": params, "fitted": "module_" in state,
     }
     if header["fitted"]:
         net = state.pop("module_")
@@ -294,7 +304,7 @@ def export_state(estimator, *, include_optimizer=True):
     return header, writer.arrays
 
 
-def _check_header(header):
+def _check_header(header, cls=None):
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise UnsafeOrCorruptFileError("this is not a skae estimator (no skae header)")
     version = header.get("format_version")
@@ -312,6 +322,8 @@ def _check_header(header):
         if not isinstance(header.get(key), kind):
             raise UnsafeOrCorruptFileError(f"the header's {key!r} entry is missing or malformed")
     classes = _estimator_classes()
+    if cls is not None and header["class"] == _class_name(cls, subclasses=True):
+        return cls  # unpickling: the pickle named the class, skae's or a subclass of one
     if header["class"] not in classes:
         raise UnsafeOrCorruptFileError(
             f"the header names the class {header['class']!r}, which is not one of skae's "
@@ -473,7 +485,7 @@ def import_state(header, arrays, *, device=None, cls=None):
     UnsafeOrCorruptFileError
         If anything is not as :func:`export_state` writes it.
     """
-    found = _check_header(header)
+    found = _check_header(header, cls)
     if cls is not None and found is not cls:
         raise UnsafeOrCorruptFileError(f"the state is of {header['class']}, not of {cls.__name__}")
     cls = found
@@ -536,7 +548,7 @@ def get_state(estimator):
     state : dict
         ``{"__skae_state__": str, "__skae_arrays__": dict of str to ndarray}``.
     """
-    header, arrays = export_state(estimator, include_optimizer=True)
+    header, arrays = export_state(estimator, include_optimizer=True, subclasses=True)
     return {_STATE_KEY: json.dumps(header), _ARRAYS_KEY: arrays}
 
 

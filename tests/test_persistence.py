@@ -456,3 +456,19 @@ def test_skops_round_trips_pipelines_trusting_only_skae_types(make, tmp_path):
     np.testing.assert_array_equal(loaded.predict(X), pipe.predict(X))
     np.testing.assert_array_equal(loaded.decision_function(X), pipe.decision_function(X))
     assert_same(pipe[1].module_, loaded[1].module_)
+
+
+class _Custom(AutoencoderTransformer):
+    """A user's subclass: pickles (the pickle names its class), is not saved by skae.save."""
+
+
+def test_a_subclass_pickles_but_save_names_skae_classes_only(tmp_path):
+    est = _Custom(2, **FAST).fit(X)
+    twin = pickle.loads(pickle.dumps(est))
+    assert type(twin) is _Custom
+    np.testing.assert_array_equal(twin.transform(X), est.transform(X))
+    with pytest.raises(TypeError, match="_Custom is not one of skae's estimators"):
+        skae.save(est, tmp_path / "m.safetensors")
+    state = est.__getstate__()
+    with pytest.raises(UnsafeOrCorruptFileError, match="test_persistence._Custom"):
+        AutoencoderTransformer.__new__(AutoencoderTransformer).__setstate__(state)
