@@ -474,3 +474,12 @@ def test_a_subclass_pickles_but_save_names_skae_classes_only(tmp_path):
     state = est.__getstate__()
     with pytest.raises(UnsafeOrCorruptFileError, match="test_persistence._Custom"):
         AutoencoderTransformer.__new__(AutoencoderTransformer).__setstate__(state)
+
+
+def test_a_pickle_of_the_previous_layout_still_loads():
+    # pickles written before the state was torch-free held __dict__ itself
+    est, data, _ = fitted("mlp")
+    twin = AutoencoderTransformer.__new__(AutoencoderTransformer)
+    twin.__setstate__(dict(vars(est), _fit_device="cpu"))
+    assert "_fit_device" not in vars(twin)
+    np.testing.assert_array_equal(twin.transform(data), est.transform(data))
