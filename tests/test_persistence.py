@@ -38,16 +38,16 @@ X = _RNG.rand(24, 12).astype(np.float32)
 Y = _RNG.rand(24, 5)
 IMAGES = _RNG.rand(12, 6 * 5 * 2).astype(np.float32)
 FAST = dict(max_iter=3, batch_size=16, random_state=0)
+VAE = dict(variational=True, n_importance_samples=2)
 CONV = dict(architecture="conv", image_shape=(6, 5, 2), conv_channels=(3, 4))
 FRAME = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
 
 #: Every network kind: (estimator, X, y).
 KINDS = {
     "mlp": lambda: (AutoencoderTransformer(3, hidden_layer_sizes=(6,), **FAST), X, None),
-    "variational": lambda: (AutoencoderTransformer(3, variational=True, n_importance_samples=2, **FAST), X, None),
+    "variational": lambda: (AutoencoderTransformer(3, **VAE, **FAST), X, None),
     "conv": lambda: (AutoencoderTransformer(3, **CONV, **FAST), IMAGES, None),
-    "conv_variational": lambda: (AutoencoderTransformer(3, variational=True, n_importance_samples=2, **CONV, **FAST),
-                                 IMAGES, None),
+    "conv_variational": lambda: (AutoencoderTransformer(3, **VAE, **CONV, **FAST), IMAGES, None),
     "conv_spatial_code": lambda: (AutoencoderTransformer(None, hidden_layer_sizes=(), **CONV,
                                                          **FAST), IMAGES, None),
     "tied": lambda: (AutoencoderTransformer(3, hidden_layer_sizes=(6,), tied_weights=True,
@@ -59,8 +59,7 @@ KINDS = {
         contractive_weight=0.1, noise="masking", noise_level=0.2, early_stopping=True,
         standardize=True, **FAST), X, None),
     "detector": lambda: (AutoencoderAnomalyDetector(3, contamination=0.1, **FAST), X, None),
-    "detector_variational": lambda: (AutoencoderAnomalyDetector(3, variational=True, n_importance_samples=2, **FAST),
-                                     X, None),
+    "detector_variational": lambda: (AutoencoderAnomalyDetector(3, **VAE, **FAST), X, None),
     "regressor": lambda: (AutoencoderRegressor(3, standardize=True, **FAST), X, Y),
     "regressor_conv_skip": lambda: (AutoencoderRegressor(
         None, hidden_layer_sizes=(), skip_connections=True, **CONV, **FAST), IMAGES, IMAGES),
