@@ -2,6 +2,7 @@
 
 from ._base import PosteriorCollapseWarning
 from ._images import corrupt
+from ._serialization import UnsafeOrCorruptFileError, load, save
 from .anomaly import AutoencoderAnomalyDetector
 from .regressor import AutoencoderRegressor
 from .transformer import AutoencoderTransformer
@@ -13,6 +14,9 @@ __all__ = [
     "AutoencoderRegressor",
     "AutoencoderTransformer",
     "PosteriorCollapseWarning",
+    "UnsafeOrCorruptFileError",
     "corrupt",
+    "load",
+    "save",
     "__version__",
 ]

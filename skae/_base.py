@@ -15,11 +15,10 @@ from sklearn.utils.validation import check_is_fitted
 from . import _inference
 from ._compat import validate_data
 from ._data import standardization
-from ._device import resolve_device
 from ._fitting import train
 from ._nets import build_network
 from ._params import CONSTRAINTS, resolve
-from ._persistence import get_state, set_state
+from ._serialization import get_state, set_state
 from ._training import TrainState
 from ._weights import canonical_rows, check_sample_weight
 
@@ -280,11 +279,11 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
 
     # -------------------------------------------------------------- pickling
     def __getstate__(self):
-        return get_state(super().__getstate__())
+        # JSON and numpy arrays only (no torch object): see skae/_serialization.py
+        return get_state(self)
 
     def __setstate__(self, state):
-        super().__setstate__(state)
-        set_state(self, resolve_device)
+        set_state(self, state)
 
 
 class _ReconstructMixin:

@@ -29,11 +29,9 @@ def test_auto_device_trains_on_cuda(X):
 def test_cuda_model_pickles_to_cpu_tensors(X):
     det = AutoencoderAnomalyDetector(3, max_iter=3, device="cuda", random_state=0).fit(X)
     assert all(t.device.type == "cuda" for t in det.module_.state_dict().values())
-    state = det.__getstate__()
-    assert all(t.device.type == "cpu" for t in state["module_"].state_dict().values())
-    moments = [t for st in state["_optimizer_state"]["state"].values() for t in st.values()
-               if torch.is_tensor(t)]
-    assert moments and all(t.device.type == "cpu" for t in moments)
+    arrays = det.__getstate__()["__skae_arrays__"]  # numpy arrays only, on the host
+    assert all(type(a) is np.ndarray for a in arrays.values())
+    assert any(name.startswith("optimizer/state/") for name in arrays)  # Adam's moments
     assert next(det.module_.parameters()).device.type == "cuda"  # the estimator is untouched
     restored = pickle.loads(pickle.dumps(det))
     np.testing.assert_allclose(restored.score_samples(X), det.score_samples(X), rtol=1e-4)
@@ -109,8 +107,7 @@ def test_variational_model_trains_on_cuda_and_scores_on_the_cpu(X):
     assert next(vae.module_.parameters()).device.type == "cuda"
     scores = vae.score_samples(X)
     assert np.isfinite(scores).all()
-    state = vae.__getstate__()
-    assert all(t.device.type == "cpu" for t in state["module_"].state_dict().values())
+    assert all(type(a) is np.ndarray for a in vae.__getstate__()["__skae_arrays__"].values())
     cpu = AutoencoderTransformer(3, variational=True, standardize=True, max_iter=5,
                                  device="cpu", random_state=0).fit(X)
     np.testing.assert_allclose(scores.mean(), cpu.score_samples(X).mean(), rtol=5e-2)
@@ -127,9 +124,31 @@ def test_convolutional_models_train_on_cuda_and_load_on_the_cpu():
     assert next(cuda.module_.parameters()).device.type == "cuda"
     np.testing.assert_allclose(cuda.loss_curve_, cpu.loss_curve_, rtol=1e-2)
     loaded = pickle.loads(pickle.dumps(cuda))
-    assert all(t.device.type == "cpu" for t in loaded.__getstate__()["module_"].state_dict().values())
+    assert next(loaded.module_.parameters()).device.type == "cuda"  # device="cuda" is available
     np.testing.assert_allclose(loaded.transform(images), cuda.transform(images), rtol=1e-4, atol=1e-4)
     reg = AutoencoderRegressor(n_components=None, hidden_layer_sizes=(), skip_connections=True,
                                max_iter=5, device="cuda", random_state=0, **conv)
     reg.fit(images, images)
     assert reg.predict(images.astype(np.float64)).dtype == np.float64
+
+
+def test_saved_cuda_model_loads_on_the_cpu(X, tmp_path):
+    import skae
+    from skae._serialization import _read
+
+    det = AutoencoderAnomalyDetector(3, max_iter=3, device="cuda", random_state=0).fit(X)
+    skae.save(det, tmp_path / "det.safetensors", include_optimizer=True)
+    header, arrays = _read((tmp_path / "det.safetensors").read_bytes())
+    assert header["network"]["device"].startswith("cuda") and header["params"]["device"] == "cuda"
+    cpu = skae.load(tmp_path / "det.safetensors", device="cpu")
+    assert all(t.device.type == "cpu" for t in cpu.module_.state_dict().values())
+    assert cpu._spec.device.type == "cpu"
+    for name, t in det.module_.state_dict().items():
+        assert torch.equal(t.cpu(), cpu.module_.state_dict()[name])
+    assert cpu.offset_ == det.offset_
+    np.testing.assert_allclose(cpu.score_samples(X), det.score_samples(X), rtol=1e-4)
+    gpu = skae.load(tmp_path / "det.safetensors")  # device=None follows device="cuda"
+    assert next(gpu.module_.parameters()).device.type == "cuda"
+    np.testing.assert_allclose(gpu.score_samples(X), det.score_samples(X), rtol=1e-6)
+    cpu.partial_fit(X)  # the optimizer state moved with the network
+    assert cpu.n_iter_ == det.n_iter_ + 1
