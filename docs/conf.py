@@ -145,17 +145,19 @@ def _drop_pending_pages(app, docname, source):
                               if line.strip() not in absent)
 
 
-def _link_benchmark_results(app, docname, source):
-    """Links from the guides to ``benchmarks/results/NAME.md`` (the repository
-    file, for readers of the Markdown) point to the page that includes it."""
-    depth = docname.count("/")
-    source[0] = re.sub(r"\]\((?:\.\./)+benchmarks/results/(\w+)\.md",
-                       lambda m: "](" + "../" * depth + f"benchmark_results/{m.group(1)}.md",
-                       source[0])
+def _link_repository_files(app, docname, source):
+    """The guides link to repository files for readers of the Markdown; on the
+    site, ``benchmarks/results/NAME.md`` links go to the page that includes it
+    and ``examples/[DIR/]NAME.py`` links to the example's gallery page."""
+    up = "](" + "../" * docname.count("/")
+    text = re.sub(r"\]\((?:\.\./)+benchmarks/results/(\w+)\.md",
+                  lambda m: f"{up}benchmark_results/{m.group(1)}.md", source[0])
+    source[0] = re.sub(r"\]\((?:\.\./)+examples/([\w/]+)\.py\)",
+                       lambda m: f"{up}auto_examples/{m.group(1)}.rst)", text)
 
 
 def setup(app):
-    app.connect("source-read", _link_benchmark_results)
+    app.connect("source-read", _link_repository_files)
     app.connect("source-read", _drop_pending_pages)
     app.connect("autodoc-process-docstring", _plain_sklearn_refs)
 
@@ -164,6 +166,8 @@ def setup(app):
 autosummary_generate = True
 autodoc_default_options = {"members": True, "inherited-members": True}
 autodoc_typehints = "none"
+# The page table of contents lists methods as ``fit()``, not ``Class.fit()``.
+toc_object_entries_show_parents = "hide"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_attributes_as_param_list = True

@@ -22,7 +22,7 @@ warnings.simplefilter("ignore", ConvergenceWarning)
 X = load_digits().data / 16.0
 rho, kl_weight, l1_weight = 0.05, 0.1, 1e-3
 common = dict(n_components=32, hidden_layer_sizes=(128,), output_activation="sigmoid",
-              batch_size=64, max_iter=60, random_state=0)
+              batch_size=128, max_iter=30, random_state=0)
 params = {
     "kl_none": dict(common, latent_activation="sigmoid"),
     "kl_on": dict(common, latent_activation="sigmoid", sparsity="kl",
