@@ -140,7 +140,7 @@ _write_api_page()
 def _drop_pending_pages(app, docname, source):
     """Remove toctree entries of pending pages that are not there yet."""
     absent = {p for p in PENDING_PAGES if not (DOCS / f"{p}.md").exists()}
-    if absent:
+    if absent and docname == "guides":
         source[0] = "\n".join(line for line in source[0].split("\n")
                               if line.strip() not in absent)
 
@@ -227,6 +227,7 @@ warnings.filterwarnings("ignore", category=UserWarning,
 html_theme = "pydata_sphinx_theme"
 html_title = f"skae {release}"
 html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 html_theme_options = {
     "navbar_align": "left",
     "show_toc_level": 2,

@@ -10,23 +10,22 @@ mkdir -p "$out"
 browser="$(command -v chromium || command -v chromium-browser || command -v google-chrome)"
 profile="$(mktemp -d)"
 trap 'rm -rf "$profile"' EXIT
+# page and window height: guide pages are long, so their figures and tables
+# are in the picture.
 pages=(
-    index
-    generated/skae.AutoencoderTransformer
-    generated/skae.AutoencoderAnomalyDetector
-    generated/skae.AutoencoderRegressor
-    auto_examples/variants/plot_denoising
-    variational
-    "variational#figures"
-    "variants/denoising#measured"
+    "index 1800"
+    "generated/skae.AutoencoderTransformer 1800"
+    "generated/skae.AutoencoderAnomalyDetector 1800"
+    "generated/skae.AutoencoderRegressor 1800"
+    "auto_examples/variants/plot_denoising 2600"
+    "variational 9000"
+    "variants/denoising 5200"
 )
-for page in "${pages[@]}"; do
-    path="${page%%#*}"          # page[#anchor]: the anchor scrolls the page
-    anchor="${page#"$path"}"
-    name="${page//[\/#]/_}"
+for entry in "${pages[@]}"; do
+    read -r page height <<< "$entry"
     "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
         --disable-background-networking --disable-component-update --disable-sync \
-        --user-data-dir="$profile" --window-size=1400,1800 \
-        --screenshot="$out/$name.png" "file://$html/$path.html$anchor" 2>/dev/null
+        --user-data-dir="$profile" --window-size="1400,$height" \
+        --screenshot="$out/${page//\//_}.png" "file://$html/$page.html" 2>/dev/null
 done
 ls "$out"

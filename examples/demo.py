@@ -52,7 +52,8 @@ def evaluate(model, X_train, X_test, y_train, y_test):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description="skae demo: autoencoder versus PCA on scikit-learn's digits.")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "output")
     args = parser.parse_args()
 

@@ -39,8 +39,7 @@ def triplets(rows, titles, n=8):
     fig.tight_layout()
 
 
-# %%
-for noise, level in (("gaussian", 0.2), ("salt_and_pepper", 0.1)):
+def denoise(noise, level):
     dae = AutoencoderTransformer(
         n_components=None, hidden_layer_sizes=(), architecture="conv", image_shape=(8, 8, 1),
         conv_channels=(16, 32), output_activation="sigmoid", noise=noise, noise_level=level,
@@ -48,6 +47,16 @@ for noise, level in (("gaussian", 0.2), ("salt_and_pepper", 0.1)):
     ).fit(train)
     noisy = corrupt(test, noise, level, random_state=1)
     restored = dae.reconstruct(noisy)
-    print(f"{noise} {level}: noisy {psnr(test, noisy):.2f} dB, "
-          f"restored {psnr(test, restored):.2f} dB")
+    print(f"noisy {psnr(test, noisy):.2f} dB, restored {psnr(test, restored):.2f} dB")
     triplets([noisy, restored, test], [f"noisy ({noise} {level})", "restored", "clean"])
+
+
+# %%
+# Gaussian noise
+# --------------
+denoise("gaussian", 0.2)
+
+# %%
+# Salt-and-pepper noise
+# ---------------------
+denoise("salt_and_pepper", 0.1)

@@ -47,12 +47,23 @@ def show(rows, title):
 plain = AutoencoderTransformer(**common).fit(train)
 pca = PCA(16).fit(train)
 
-for noise, level in (("gaussian", 0.3), ("masking", 0.3)):
+
+def compare(noise, level):
     dae = AutoencoderTransformer(noise=noise, noise_level=level, **common).fit(train)
     noisy = corrupt(test, noise, level, random_state=1)
     rows = [("clean", test), (noise, noisy), ("DAE", dae.reconstruct(noisy)),
             ("plain AE", plain.reconstruct(noisy)),
             ("PCA(16)", pca.inverse_transform(pca.transform(noisy)))]
-    print(f"{noise:>9}, level {level}: " + ", ".join(
-        f"{label} {psnr(test, images):.2f} dB" for label, images in rows[1:]))
+    print(", ".join(f"{label} {psnr(test, images):.2f} dB" for label, images in rows[1:]))
     show(rows, f"{noise} noise, level {level}")
+
+
+# %%
+# Gaussian noise
+# --------------
+compare("gaussian", 0.3)
+
+# %%
+# Masking noise
+# -------------
+compare("masking", 0.3)

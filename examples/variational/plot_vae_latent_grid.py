@@ -23,7 +23,7 @@ warnings.simplefilter("ignore", ConvergenceWarning)
 X = load_digits().data / 16.0
 vae = AutoencoderTransformer(
     n_components=2, hidden_layer_sizes=(128, 128), activation="tanh", variational=True,
-    loss="bce", output_activation="sigmoid", batch_size=64, max_iter=150, random_state=0,
+    loss="bce", output_activation="sigmoid", batch_size=64, max_iter=100, random_state=0,
 ).fit(X)
 
 # %%
