@@ -83,18 +83,25 @@ API = [
 ]
 
 
+def _from_here(module):
+    """Whether ``module`` was imported from this checkout (not from another
+    installed copy of skae)."""
+    return Path(module.__file__).resolve().is_relative_to(ROOT)
+
+
 def _importable(dotted):
-    """Whether ``dotted`` (a module or a module attribute) can be imported."""
+    """Whether ``dotted`` (a module or a module attribute) can be imported
+    from this checkout."""
     try:
-        importlib.import_module(dotted)
-        return True
+        return _from_here(importlib.import_module(dotted))
     except ImportError:
         pass
     module, _, name = dotted.rpartition(".")
     try:
-        return hasattr(importlib.import_module(module), name)
+        module = importlib.import_module(module)
     except ImportError:
         return False
+    return _from_here(module) and hasattr(module, name)
 
 
 def _write_api_page():
@@ -109,6 +116,7 @@ def _write_api_page():
         "see the :doc:`user_guide` for how they fit together.",
         "",
     ]
+    documented = set()
     for title, module, names, description in API:
         full = [f"{module}.{name}" for name in names]
         missing = [name for name in full if not _importable(name)]
@@ -118,6 +126,7 @@ def _write_api_page():
         if module != "skae" and module in PENDING_API and not _importable(module):
             missing = full
         present = [name for name in full if name not in missing]
+        documented.update(present)
         lines += [title, "-" * len(title), "", description, ""]
         if present:
             lines += [f".. currentmodule:: {module}", "", ".. autosummary::",
@@ -128,6 +137,10 @@ def _write_api_page():
             lines += [".. note::", "",
                       "   Not in this build yet: "
                       + ", ".join(f"``{name}``" for name in missing) + ".", ""]
+    # Stubs of names no longer listed would be pages outside every toctree.
+    for stub in (DOCS / "generated").glob("*.rst"):
+        if stub.stem not in documented:
+            stub.unlink()
     text = "\n".join(lines)
     path = DOCS / "api.rst"
     if not path.exists() or path.read_text() != text:

@@ -29,6 +29,9 @@ from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
 from skae import AutoencoderTransformer  # noqa: E402
 
 CODE_SIZES = (2, 8, 16)
+# The folder of this script (the documentation build runs it from there
+# without defining __file__).
+HERE = Path(__file__).parent if "__file__" in globals() else Path.cwd()
 
 
 def make_autoencoder(k):
@@ -54,7 +57,7 @@ def evaluate(model, X_train, X_test, y_train, y_test):
 def main():
     parser = argparse.ArgumentParser(
         description="skae demo: autoencoder versus PCA on scikit-learn's digits.")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "output")
+    parser.add_argument("--out", type=Path, default=HERE / "output")
     args = parser.parse_args()
 
     X, y = load_digits(return_X_y=True)
