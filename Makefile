@@ -15,7 +15,7 @@ $(VENV)/.installed-%: pyproject.toml $(VENV)/.torch
 	$(PY) -m pip install --quiet -e ".[$*]"
 	touch $@
 
-.PHONY: setup test demo docs bench-quick
+.PHONY: setup test demo docs docs-ci docs-clean bench-quick
 setup: $(VENV)/.installed-test
 
 test: $(VENV)/.installed-test
@@ -26,3 +26,16 @@ demo: $(VENV)/.installed-demo
 
 bench-quick: $(VENV)/.installed-bench
 	$(PY) benchmarks/bench_speed.py --quick
+
+# Documentation site in docs/_build/html; warnings are errors. `docs` runs
+# every gallery example (a few minutes); `docs-ci` builds the gallery pages
+# without running them.
+SPHINXBUILD = $(PY) -m sphinx -b html -W --keep-going -q
+docs: $(VENV)/.installed-docs
+	$(SPHINXBUILD) docs docs/_build/html $(SPHINXOPTS)
+
+docs-ci: $(VENV)/.installed-docs
+	$(SPHINXBUILD) -D plot_gallery=0 docs docs/_build/html $(SPHINXOPTS)
+
+docs-clean:
+	rm -rf docs/_build docs/api.rst docs/generated docs/auto_examples docs/sg_execution_times.rst

@@ -1,11 +1,13 @@
-"""skae demo: autoencoder versus PCA on scikit-learn's digits.
+"""
+Autoencoder versus PCA on scikit-learn's digits
+===============================================
 
 Fits PCA and an AutoencoderTransformer at a few code sizes, prints held-out
 reconstruction error, k-NN accuracy on the codes and fit time, and saves a
 figure (loss curve, 2-D codes coloured by digit, reconstructions) to
 ``examples/output/demo.png``.
 
-Run: ``python examples/demo.py [--out DIR]``
+Run: ``python examples/demo.py [--out DIR]`` (or ``make demo``).
 """
 
 import argparse
@@ -27,6 +29,9 @@ from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
 from skae import AutoencoderTransformer  # noqa: E402
 
 CODE_SIZES = (2, 8, 16)
+# The folder of this script (the documentation build runs it from there
+# without defining __file__).
+HERE = Path(__file__).parent if "__file__" in globals() else Path.cwd()
 
 
 def make_autoencoder(k):
@@ -50,8 +55,9 @@ def evaluate(model, X_train, X_test, y_train, y_test):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "output")
+    parser = argparse.ArgumentParser(
+        description="skae demo: autoencoder versus PCA on scikit-learn's digits.")
+    parser.add_argument("--out", type=Path, default=HERE / "output")
     args = parser.parse_args()
 
     X, y = load_digits(return_X_y=True)
@@ -107,7 +113,6 @@ def plot(fitted, X_test, y_test, path):
                 ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
     fig.suptitle("skae on scikit-learn's digits (held-out samples)")
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
-"""Image tasks on scikit-learn's 8x8 digits (offline, about a minute on 2 CPU cores).
+"""
+Image tasks on digits
+=====================
 
 Denoising with a convolutional denoising autoencoder, watermark removal with
-the regressor, a per-pixel anomaly heat map, and compression to bytes. The
+the regressor, a per-pixel anomaly heat map, and compression to bytes, on
+scikit-learn's 8x8 digits (offline, about a minute on 2 CPU cores). The
 benchmarks on MNIST, Fashion-MNIST and Kodak tiles are in
-``benchmarks/bench_images.py``.
+``benchmarks/bench_images.py``; the :ref:`image examples
+<sphx_glr_auto_examples_image_tasks>` draw their figures.
 """
 
 import warnings
