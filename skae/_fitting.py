@@ -11,7 +11,7 @@ from typing import Optional
 
 import torch
 
-from ._data import row_source, training_rows
+from ._data import SparseRows, row_source, training_rows
 from ._device import training_context, training_threads
 from ._fastpath import loss_function
 from ._objective import build_objective, elementwise_error, gaussian_kl, split_rows
@@ -124,15 +124,23 @@ def _stage_callbacks(spec):
     return make
 
 
+def _pretraining_rows(data, index):
+    """The rows greedy pretraining trains on: all of them, or the training part ``index``."""
+    if isinstance(data, SparseRows):
+        return data if index is None else data.subset(index)
+    return data.X if index is None else data.X.index_select(0, index)
+
+
 def train(spec, X, net, state, *, seed, optimizer_state=None, pretrain=False):
     """Train ``net`` (in place) on ``X`` as ``spec`` says.
 
     Parameters
     ----------
     spec : skae._params.Spec
-    X : ndarray of shape (n_samples, n_features) or (n_samples, n_features + n_outputs)
+    X : ndarray or CSR matrix of shape (n_samples, n_features) or (n_samples, n_features + n_outputs)
         Validated training data; for paired data (``spec.n_outputs`` set),
-        each row's inputs followed by its targets.
+        each row's inputs followed by its targets. A sparse matrix is
+        densified one batch at a time.
     net : torch.nn.Module
         The network, on ``spec.device``; trained in place.
     state : skae._training.TrainState
@@ -169,7 +177,7 @@ def train(spec, X, net, state, *, seed, optimizer_state=None, pretrain=False):
     with training_context(spec.device, spec.precision, threads):
         if pretrain:
             status, stages = pretrain_greedy(
-                net, data.X if index is None else data.X.index_select(0, index),
+                net, _pretraining_rows(data, index),
                 loss=spec.loss, device=spec.device, batch_size=batch_size,
                 max_iter=spec.pretraining_max_iter,
                 make_optimizer=lambda stage: build_optimizer(spec, stage),
