@@ -1,6 +1,7 @@
 """Chunked inference: numpy in, numpy out, in the input's dtype.
 
-Float64 input is computed in float64 (weights cast once per call; the
+A sparse X (CSR) is densified one chunk of rows at a time. Float64 input is
+computed in float64 (weights cast once per call; the
 module is only copied for networks with skip connections), float32 input in float32; standardization is
 always computed in float64. Buffers are reused from chunk to chunk and, on
 the CPU, results are written straight into the output array. Finiteness is
