@@ -6,6 +6,7 @@ from abc import ABCMeta, abstractmethod
 from contextlib import contextmanager
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
@@ -14,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _inference
 from ._compat import validate_data
-from ._data import standardization
+from ._data import as_csr, join_pairs, standardization
 from ._fitting import train
 from ._nets import build_network
 from ._params import CONSTRAINTS, resolve
@@ -23,6 +24,9 @@ from ._training import TrainState
 from ._weights import canonical_rows, check_sample_weight
 
 _INT32_MAX = np.iinfo(np.int32).max
+
+#: Sparse formats used as they are; ``check_array`` converts any other to the first.
+SPARSE_FORMATS = ("csr", "csc")
 
 #: Posterior collapse: every latent unit's mean KL below this many nats.
 COLLAPSE_KL = 0.01
@@ -145,13 +149,20 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
             return self._fit_with_grad(X, incremental, Y, sample_weight)
 
     def _validate_training_data(self, X, Y, reset):
-        """``(X, Y)`` validated; ``Y`` 2-D in X's dtype, or None for an autoencoder."""
+        """``(X, Y)`` validated; ``Y`` 2-D in X's dtype, or None for an autoencoder.
+
+        A sparse ``X`` stays sparse, as canonical CSR (see ``_data.as_csr``);
+        sparse targets are densified.
+        """
         if not self._paired:
-            return validate_data(self, X, dtype=[np.float64, np.float32], reset=reset), None
-        X, Y = validate_data(self, X, Y, dtype=[np.float64, np.float32], multi_output=True,
+            X = validate_data(self, X, accept_sparse=SPARSE_FORMATS,
+                              dtype=[np.float64, np.float32], reset=reset)
+            return (as_csr(X, canonical=True) if sp.issparse(X) else X), None
+        X, Y = validate_data(self, X, Y, accept_sparse=SPARSE_FORMATS,
+                             dtype=[np.float64, np.float32], multi_output=True,
                              y_numeric=True, reset=reset)
-        Y = np.asarray(Y, dtype=X.dtype)
-        return X, Y.reshape(Y.shape[0], -1)
+        Y = np.asarray(Y.toarray() if sp.issparse(Y) else Y, dtype=X.dtype)
+        return (as_csr(X, canonical=True) if sp.issparse(X) else X), Y.reshape(Y.shape[0], -1)
 
     def _fit_with_grad(self, X, incremental, Y, sample_weight):
         params = self.get_params(deep=False)  # every parameter is read from here on
@@ -173,7 +184,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
             net, state = self._new_network(spec, X, seed, Y, weights), TrainState()
         resume = reuse and incremental and self._spec.solver == spec.solver
         result = train(
-            spec, X if Y is None else np.hstack([X, Y]), net.to(spec.device), state, seed=seed,
+            spec, X if Y is None else join_pairs(X, Y), net.to(spec.device), state, seed=seed,
             weights=weights, optimizer_state=self._optimizer_state if resume else None,
             pretrain=not reuse and spec.pretraining == "greedy",
         )
@@ -242,11 +253,16 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
 
     # --------------------------------------------------------------- inference
     def _validate_X(self, X):
-        """Validate input to an inference method (finiteness is checked per chunk)."""
+        """Validate input to an inference method (finiteness is checked per chunk).
+
+        A sparse ``X`` stays sparse, as CSR: it is densified chunk by chunk.
+        """
         check_is_fitted(self)
-        return validate_data(
-            self, X, dtype=[np.float64, np.float32], reset=False, ensure_all_finite=False
+        X = validate_data(
+            self, X, accept_sparse=SPARSE_FORMATS, dtype=[np.float64, np.float32], reset=False,
+            ensure_all_finite=False,
         )
+        return as_csr(X) if sp.issparse(X) else X
 
     def _apply(self, X, parts, n_out):
         return _inference.transform(
@@ -276,6 +292,11 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
 
     def _feature_nll(self, X):
         return _inference.feature_negative_log_likelihood(self.module_, X, self._spec.max_width)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
 
     # -------------------------------------------------------------- pickling
     def __getstate__(self):

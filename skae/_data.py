@@ -4,10 +4,12 @@ A row source is where training batches come from, behind one protocol:
 ``n_rows``, ``index_device`` (where row indices live), ``take(rows)`` and
 ``slice(start, stop)``, both returning rows on the training device.
 :class:`OnDevice` holds the data on the training device; :class:`Streamed`
-keeps it in host memory and sends it batch by batch.
+keeps it in host memory and sends it batch by batch; :class:`SparseRows`
+keeps a scipy sparse (CSR) matrix and densifies one batch at a time.
 """
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from ._device import as_tensor, stage_on_device
@@ -34,6 +36,88 @@ def iter_chunks(n_rows, n_cols):
         yield start, min(start + step, n_rows)
 
 
+def dense_rows(X, start, stop):
+    """Rows ``start:stop`` of ``X`` as an ndarray; a sparse ``X`` densifies those rows only."""
+    chunk = X[start:stop]
+    return chunk.toarray() if sp.issparse(chunk) else chunk
+
+
+def as_csr(X, canonical=False):
+    """A validated sparse ``X`` as CSR (CSC is converted once: a copy as large as ``X``).
+
+    Parameters
+    ----------
+    X : sparse matrix or array, CSR or CSC
+    canonical : bool, default=False
+        Also sum duplicate entries (on a copy; ``X`` is never modified), as
+        the column statistics need.
+    """
+    if X.format != "csr":
+        X = X.tocsr()  # a new matrix, with its duplicates summed
+    elif canonical and not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    return X
+
+
+def _entry_ranges(nnz):
+    """``(start, stop)`` ranges of at most ``CHUNK_ELEMENTS`` stored entries."""
+    for start in range(0, nnz, CHUNK_ELEMENTS):
+        yield start, min(start + CHUNK_ELEMENTS, nnz)
+
+
+def _column_extremes(X):
+    """Per-column ``(min, max)`` of a canonical CSR ``X``, implicit zeros included, float64."""
+    n, d = X.shape
+    low, high = np.full(d, np.inf), np.full(d, -np.inf)
+    for a, b in _entry_ranges(X.nnz):
+        values = X.data[a:b].astype(np.float64)
+        np.minimum.at(low, X.indices[a:b], values)
+        np.maximum.at(high, X.indices[a:b], values)
+    has_zeros = np.bincount(X.indices, minlength=d) < n  # some row stores nothing there
+    low[has_zeros] = np.minimum(low[has_zeros], 0.0)
+    high[has_zeros] = np.maximum(high[has_zeros], 0.0)
+    return low, high
+
+
+def _sparse_standardization(X, weights=None):
+    """:func:`standardization` of a canonical CSR matrix, from its stored entries only.
+
+    The same computation as for dense data, with each column's implicit zeros
+    counted in closed form: the mean is the sum of the stored entries over
+    ``n``, and the squared deviations add ``(n - stored) * mean ** 2``. With
+    sample ``weights``, every count is a sum of weights.
+    """
+    n, d = X.shape
+    low, high = _column_extremes(X)
+    peak = np.maximum(np.abs(low), np.abs(high))
+    peak[peak == 0] = 1.0
+
+    def entry_weights(a, b):  # the weight of the row of each stored entry a..b
+        return weights[np.searchsorted(X.indptr, np.arange(a, b), side="right") - 1]
+
+    total = np.zeros(d)
+    for a, b in _entry_ranges(X.nnz):
+        cols = X.indices[a:b]
+        values = X.data[a:b].astype(np.float64) / peak[cols]
+        total += np.bincount(cols, values if weights is None else values * entry_weights(a, b),
+                             minlength=d)
+    if weights is None:
+        total_weight, stored = n, np.bincount(X.indices, minlength=d)
+    else:
+        total_weight, stored = weights.sum(), np.zeros(d)
+        for a, b in _entry_ranges(X.nnz):
+            stored += np.bincount(X.indices[a:b], entry_weights(a, b), minlength=d)
+    mean = total / total_weight
+    squares = (total_weight - stored) * np.square(mean)
+    for a, b in _entry_ranges(X.nnz):
+        cols = X.indices[a:b]
+        deviation = np.square(X.data[a:b].astype(np.float64) / peak[cols] - mean[cols])
+        squares += np.bincount(cols, deviation if weights is None else
+                               deviation * entry_weights(a, b), minlength=d)
+    return mean, squares / total_weight, peak
+
+
 def standardization(X, owner, weights=None):
     """Per-feature mean and scale of ``X``, in float64, without overflow.
 
@@ -46,8 +130,10 @@ def standardization(X, owner, weights=None):
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
-        Finite training data (float32 or float64).
+    X : ndarray or CSR matrix of shape (n_samples, n_features)
+        Finite training data (float32 or float64). A sparse matrix is never
+        densified: its statistics come from its stored entries (canonical
+        CSR, see :func:`as_csr`).
     owner : str
         Estimator name for error messages.
     weights : ndarray of shape (n_samples,) or None, default=None
@@ -58,6 +144,11 @@ def standardization(X, owner, weights=None):
     shift, scale : ndarray of shape (n_features,), float64
     """
     n, d = X.shape
+    if sp.issparse(X):
+        mean, var, peak = _sparse_standardization(X, weights)
+        constant = var <= n * _EPS * var + np.square(n * mean * _EPS)
+        scale = np.where(constant, 1.0, np.sqrt(var) * peak)
+        return mean * peak, scale
     peak = np.zeros(d)
     total = np.zeros(d)
     for a, b in iter_chunks(n, d):
@@ -88,7 +179,7 @@ def training_rows(X, shift=None, scale=None, *, owner):
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
+    X : ndarray or CSR matrix of shape (n_samples, n_features)
         Validated, finite data.
     shift, scale : ndarray of shape (n_features,) or None
         float64 statistics, or None for no standardization.
@@ -97,7 +188,9 @@ def training_rows(X, shift=None, scale=None, *, owner):
 
     Returns
     -------
-    rows : torch.Tensor of shape (n_samples, n_features), float32, on the CPU
+    rows : torch.Tensor of shape (n_samples, n_features), float32, on the CPU, or SparseRows
+        A sparse ``X`` gives a :class:`SparseRows` (densified batch by batch);
+        its values are checked here all the same.
 
     Raises
     ------
@@ -105,6 +198,9 @@ def training_rows(X, shift=None, scale=None, *, owner):
         When a value does not fit in float32 (only possible without
         standardization, for float64 input).
     """
+    if sp.issparse(X):
+        _check_sparse_range(X, shift, scale, owner)
+        return SparseRows(X, shift, scale)
     if scale is None:
         for a, b in iter_chunks(*X.shape) if X.dtype == np.float64 else ():
             peak = np.abs(X[a:b]).max(0)
@@ -209,8 +305,174 @@ class Streamed:
         return self.take(torch.arange(start, stop))
 
 
+def with_weights(rows, column):
+    """Training rows (a tensor or :class:`SparseRows`) with a sample-weight column appended.
+
+    The weights then travel with the rows: batches, shuffling, streaming
+    and validation carry them (see :mod:`skae._weights`).
+    """
+    if isinstance(rows, SparseRows):
+        return rows.with_weights(column)
+    return torch.cat([rows, column.to(rows.device)], 1)
+
+
+def without_weights(rows):
+    """``(rows, column)``: the inverse of :func:`with_weights`."""
+    if isinstance(rows, SparseRows):
+        return rows.with_weights(None), rows.weights
+    return rows[:, :-1], rows[:, -1:]
+
+
 def row_source(X, device, batch_size):
-    """The row source for CPU rows ``X``: on the device if they fit, else streamed."""
+    """The row source for CPU rows ``X``: on the device if they fit, else streamed.
+
+    :class:`SparseRows` are their own source, sending batches to ``device``.
+    """
+    if isinstance(X, SparseRows):
+        return X.on(device)
     if stage_on_device(X.numel() * X.element_size(), device):
         return OnDevice(X.to(device))
     return Streamed(X, device, batch_size)
+
+
+def _check_sparse_range(X, shift, scale, owner):
+    """The errors of :func:`training_rows` for a CSR ``X``, from its column extremes.
+
+    Centring and scaling are monotone in each column, and so is the cast to
+    float32: a column's extremes reach beyond float32 exactly when one of
+    its values does.
+    """
+    if scale is None and X.dtype != np.float64:
+        return
+    low, high = _column_extremes(X)
+    if scale is None:
+        peak = np.maximum(np.abs(low), np.abs(high))
+        if peak.max() > _FLOAT32_MAX:
+            col = int(np.argmax(peak))
+            raise ValueError(
+                f"Input X has values beyond float32's range (feature {col}: "
+                f"{peak[col]:.4g}); {owner} trains in float32. Rescale X, or use "
+                "standardize=True (features are then centred and scaled in float64 first)."
+            )
+        return
+    with np.errstate(over="ignore"):
+        bounds = np.stack([(low - shift) / scale, (high - shift) / scale]).astype(np.float32)
+    finite = np.isfinite(bounds).all(0)
+    if not finite.all():
+        col = int(np.argmin(finite))
+        raise ValueError(
+            f"Input X: feature {col} lies beyond float32's range after centring and scaling "
+            f"with the fitted statistics of {owner}; it cannot be trained on. Refit "
+            "(warm_start=False) on data that includes such values, or rescale X."
+        )
+
+
+_SAME = object()  # "keep this attribute" in SparseRows._like
+
+
+class SparseRows:
+    """Training rows of a CSR matrix, densified and standardized a batch at a time.
+
+    A row source (see the module's docstring) and the training rows at once:
+    each ``take`` or ``slice`` densifies the rows it returns, centres and
+    scales them in float64 (as :func:`training_rows` does for dense data),
+    casts them to float32 and sends them to the device. The matrix itself
+    is never densified; its float32 rows exist one batch at a time.
+
+    Parameters
+    ----------
+    X : CSR matrix or array of shape (n_samples, n_features)
+        Validated, finite data (float32 or float64).
+    shift, scale : ndarray of shape (n_features,) or None
+        float64 statistics, or None for no standardization.
+    device : torch.device or str, default="cpu"
+        Where batches are sent.
+    n_cols : int or None, default=None
+        Leading columns :meth:`aminmax` covers (a paired row's inputs); None
+        for all.
+    weights : torch.Tensor of shape (n_samples, 1) or None, default=None
+        A sample-weight column appended to every batch (see
+        :func:`with_weights`).
+    """
+
+    dtype = torch.float32
+    index_device = torch.device("cpu")
+
+    def __init__(self, X, shift=None, scale=None, device="cpu", n_cols=None, weights=None):
+        self.X, self.shift, self.scale = X, shift, scale
+        self.device = torch.device(device)
+        self.n_cols, self.weights = n_cols, weights
+        self.n_rows = X.shape[0]
+        self.shape = X.shape
+
+    def _rows(self, part, weights):
+        x = part.toarray()  # a new array: standardized in place
+        if self.scale is not None:  # finite in float32: checked by training_rows
+            x = x.astype(np.float64, copy=False)
+            x -= self.shift
+            x /= self.scale
+        rows = torch.from_numpy(x.astype(np.float32, copy=False))
+        return (rows if weights is None else torch.cat([rows, weights], 1)).to(self.device)
+
+    def take(self, rows):
+        """Rows ``X[rows]``, dense and standardized, on the device; ``rows`` on the CPU."""
+        weights = None if self.weights is None else self.weights.index_select(0, rows)
+        return self._rows(self.X[rows.numpy()], weights)
+
+    def slice(self, start, stop):
+        """Rows ``X[start:stop]``, dense and standardized, on the device."""
+        weights = None if self.weights is None else self.weights[start:stop]
+        return self._rows(self.X[start:stop], weights)
+
+    def _like(self, X=None, device=None, n_cols=_SAME, weights=_SAME):
+        return SparseRows(self.X if X is None else X, self.shift, self.scale,
+                          self.device if device is None else device,
+                          self.n_cols if n_cols is _SAME else n_cols,
+                          self.weights if weights is _SAME else weights)
+
+    def on(self, device):
+        """The same rows, sent to ``device`` (the matrix is shared, not copied)."""
+        return self._like(device=device)
+
+    def subset(self, index):
+        """The rows ``index`` (a CPU tensor) as a new source: a copy of those rows only."""
+        weights = None if self.weights is None else self.weights.index_select(0, index)
+        return self._like(X=self.X[index.numpy()], weights=weights)
+
+    def inputs(self, n_inputs):
+        """The same rows, with :meth:`aminmax` over the first ``n_inputs`` columns."""
+        return self._like(n_cols=n_inputs)
+
+    def with_weights(self, column):
+        """The same rows with the weight column ``column`` appended (None: without)."""
+        return self._like(weights=column)
+
+    def aminmax(self):
+        """Per-column ``(min, max)`` of the float32 training rows, as ``torch.aminmax(rows, dim=0)``.
+
+        From the matrix's column extremes: standardizing and the float32
+        cast are monotone, so they map extremes to extremes exactly.
+        """
+        cols = slice(None, self.n_cols)
+        low, high = (v[cols] for v in _column_extremes(self.X))
+        if self.scale is not None:
+            shift, scale = self.shift[cols], self.scale[cols]
+            low, high = (low - shift) / scale, (high - shift) / scale
+        return tuple(torch.from_numpy(v.astype(np.float32)) for v in (low, high))
+
+
+def column_range(rows):
+    """Per-column ``(min, max)`` of training rows: a tensor or :class:`SparseRows`."""
+    if isinstance(rows, SparseRows):
+        return rows.aminmax()
+    return torch.aminmax(rows, dim=0)
+
+
+def join_pairs(X, Y):
+    """Paired training rows: each row's inputs ``X`` followed by its targets ``Y`` (dense).
+
+    A sparse ``X`` gives a CSR matrix (``Y``'s nonzeros become stored entries).
+    """
+    if sp.issparse(X):
+        return sp.hstack([X, sp.csr_matrix(Y)], format="csr")
+    return np.hstack([X, Y])

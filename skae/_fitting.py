@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ._data import row_source, training_rows
+from ._data import SparseRows, row_source, training_rows, with_weights
 from ._device import training_context, training_threads
 from ._fastpath import loss_function
 from ._objective import (
@@ -135,15 +135,23 @@ def _stage_callbacks(spec):
     return make
 
 
+def _pretraining_rows(data, index):
+    """The rows greedy pretraining trains on: all of them, or the training part ``index``."""
+    if isinstance(data, SparseRows):
+        return data if index is None else data.subset(index)
+    return data.X if index is None else data.X.index_select(0, index)
+
+
 def train(spec, X, net, state, *, seed, weights=None, optimizer_state=None, pretrain=False):
     """Train ``net`` (in place) on ``X`` as ``spec`` says.
 
     Parameters
     ----------
     spec : skae._params.Spec
-    X : ndarray of shape (n_samples, n_features) or (n_samples, n_features + n_outputs)
+    X : ndarray or CSR matrix of shape (n_samples, n_features) or (n_samples, n_features + n_outputs)
         Validated training data; for paired data (``spec.n_outputs`` set),
-        each row's inputs followed by its targets.
+        each row's inputs followed by its targets. A sparse matrix is
+        densified one batch at a time.
     net : torch.nn.Module
         The network, on ``spec.device``; trained in place.
     state : skae._training.TrainState
@@ -168,7 +176,7 @@ def train(spec, X, net, state, *, seed, weights=None, optimizer_state=None, pret
     inputs, weighted = rows, weights is not None
     if weighted:  # normalized to mean 1 in float64, so float32 keeps them exact enough
         column = torch.from_numpy((weights / weights.mean()).astype(np.float32)).unsqueeze(1)
-        rows = torch.cat([rows, column], 1)
+        rows = with_weights(rows, column)
     batch_size = min(spec.batch_size, X.shape[0])
     data = row_source(rows, spec.device, batch_size)
     optimizer = build_optimizer(spec, net)
@@ -188,7 +196,7 @@ def train(spec, X, net, state, *, seed, weights=None, optimizer_state=None, pret
     with training_context(spec.device, spec.precision, threads):
         if pretrain:
             status, stages = pretrain_greedy(
-                net, data.X if index is None else data.X.index_select(0, index),
+                net, _pretraining_rows(data, index),
                 loss=spec.loss, device=spec.device, batch_size=batch_size,
                 max_iter=spec.pretraining_max_iter,
                 make_optimizer=lambda stage: build_optimizer(spec, stage),

@@ -1,6 +1,7 @@
 """Chunked inference: numpy in, numpy out, in the input's dtype.
 
-Float64 input is computed in float64 (weights cast once per call; the
+A sparse X (CSR) is densified one chunk of rows at a time. Float64 input is
+computed in float64 (weights cast once per call; the
 module is only copied for networks with skip connections), float32 input in float32; standardization is
 always computed in float64. Buffers are reused from chunk to chunk and, on
 the CPU, results are written straight into the output array. Finiteness is
@@ -13,7 +14,7 @@ import math
 import numpy as np
 import torch
 
-from ._data import iter_chunks
+from ._data import dense_rows, iter_chunks
 from ._device import as_tensor, device_of
 from ._nets.variational import LOG_2PI, posterior_std
 from ._objective import check_bce_range, elementwise_error
@@ -141,7 +142,7 @@ def transform(net, X, parts, n_out, width, owner):
     in_place = device.type == "cpu"
     with torch.inference_mode():
         for a, b in iter_chunks(X.shape[0], width):
-            xb = as_tensor(X[a:b], device, dtype)
+            xb = as_tensor(dense_rows(X, a, b), device, dtype)
             _check_finite_input(xb)
             if in_place:
                 y = forward(xb, out=torch.from_numpy(out[a:b]))
@@ -188,7 +189,7 @@ def reconstruction_errors(net, X, loss, width, per_feature):
     out = np.empty(shape, dtype=X.dtype)
     with torch.inference_mode():
         for a, b in iter_chunks(X.shape[0], width):
-            xb = as_tensor(X[a:b], device, dtype)
+            xb = as_tensor(dense_rows(X, a, b), device, dtype)
             _check_input(xb, bce=loss == "bce")
             xs = standardize(xb)
             # in X's dtype: an error beyond it is inf, which the rule below keeps
@@ -222,7 +223,7 @@ class _Variational:
         """Yield ``(a, b, standardized rows, mean, log_variance)``."""
         k = self.net.n_components
         for a, b in iter_chunks(X.shape[0], width):
-            xb = as_tensor(X[a:b], self.device, self.dtype)
+            xb = as_tensor(dense_rows(X, a, b), self.device, self.dtype)
             _check_input(xb, bce=self.net.likelihood == "bernoulli")
             xs = self.standardize(xb)
             stats = self.posterior(xs)

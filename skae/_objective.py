@@ -13,6 +13,7 @@ import math
 import torch
 from torch.nn import functional as F
 
+from ._data import SparseRows, column_range
 from ._nets.activations import derivative
 
 _BCE_EPS = 1e-7
@@ -578,7 +579,7 @@ def make_corruption(noise, level, rows, generator, image_shape=None, statistics=
     noise : str or None
         One of :data:`NOISES`.
     level : float
-    rows : torch.Tensor of shape (n_samples, n_features)
+    rows : torch.Tensor of shape (n_samples, n_features) or skae._data.SparseRows
         Training rows (inputs only), in training units: salt-and-pepper's
         per-feature extremes and the watermark's colour come from them.
     generator : torch.Generator
@@ -601,7 +602,7 @@ def make_corruption(noise, level, rows, generator, image_shape=None, statistics=
     if noise == "block":
         return BlockMasking(level, image_shape, generator)
     device = generator.device  # where the corruption runs: its tensors live there
-    low, high = (t.to(device) for t in torch.aminmax(rows, dim=0))
+    low, high = (t.to(device) for t in column_range(rows))
     if noise == "salt_and_pepper":
         return SaltAndPepper(level, low, high, generator)
     # watermark: the brightest raw value, in each feature's training units
@@ -622,7 +623,7 @@ def build_objective(spec, rows, generator, statistics=None, weighted=False):
     Parameters
     ----------
     spec : skae._params.Spec
-    rows : torch.Tensor of shape (n_samples, n_features)
+    rows : torch.Tensor of shape (n_samples, n_features) or skae._data.SparseRows
         The training rows (for salt-and-pepper's per-feature extremes and
         the watermark's colour), on the training device's side.
     generator : torch.Generator
@@ -640,7 +641,8 @@ def build_objective(spec, rows, generator, statistics=None, weighted=False):
     n_inputs = spec.n_features if spec.n_outputs is not None else None
     if n_inputs is not None and statistics is not None and statistics[0] is not None:
         statistics = tuple(a[:n_inputs] for a in statistics)  # the inputs' part of a row
-    corruption = make_corruption(spec.noise, spec.noise_level, split_rows(rows, n_inputs)[0],
+    inputs = rows.inputs(n_inputs) if isinstance(rows, SparseRows) else split_rows(rows, n_inputs)[0]
+    corruption = make_corruption(spec.noise, spec.noise_level, inputs,
                                  generator, spec.image_shape, statistics)
     terms = [t for t in (build(spec) for build in TERMS) if t is not None]
     if spec.variational:

@@ -2,10 +2,19 @@
 
 import torch
 
-from ._data import iter_chunks, row_source
+from ._data import SparseRows, iter_chunks, row_source, with_weights, without_weights
 from ._fastpath import loss_function
 from ._objective import Objective
 from ._training import TrainState, fit_module
+
+
+def _chunks(H):
+    """``(rows, home device)`` chunk by chunk: a tensor's slices, or densified sparse rows."""
+    for a, b in iter_chunks(*H.shape):
+        if isinstance(H, SparseRows):
+            yield H.slice(a, b), H.index_device
+        else:
+            yield H[a:b], H.device
 
 
 def pretrain_greedy(net, rows, *, loss, device, batch_size, max_iter, make_optimizer,
@@ -20,8 +29,9 @@ def pretrain_greedy(net, rows, *, loss, device, batch_size, max_iter, make_optim
     ----------
     net : skae._nets.mlp.MLPAutoencoder
         Trained in place (its stages share its parameters).
-    rows : torch.Tensor of shape (n_samples, n_features)
-        Training rows in standardized units, on the device or in host memory.
+    rows : torch.Tensor of shape (n_samples, n_features) or skae._data.SparseRows
+        Training rows in standardized units, on the device or in host memory
+        (sparse rows are densified a batch or a chunk at a time).
     loss : {"mse", "bce"}
         Reconstruction loss of the first stage.
     device : torch.device
@@ -48,10 +58,10 @@ def pretrain_greedy(net, rows, *, loss, device, batch_size, max_iter, make_optim
     """
     states, H = [], rows
     if weighted:
-        H, weights = rows[:, :-1], rows[:, -1:]
+        H, weights = without_weights(rows)
     for i, stage in enumerate(net.stages()):
         objective = Objective(loss if i == 0 else "mse", weighted=weighted)
-        data = row_source(torch.cat([H, weights], 1) if weighted else H, device, batch_size)
+        data = row_source(with_weights(H, weights) if weighted else H, device, batch_size)
         state = TrainState()
         status = fit_module(
             stage, data, loss_function(objective, stage, batch_size, precision),
@@ -64,7 +74,7 @@ def pretrain_greedy(net, rows, *, loss, device, batch_size, max_iter, make_optim
             return status, states
         with torch.no_grad():
             H = torch.cat([
-                stage.encode_standardized(H[a:b].to(device))[0].to(H.device)
-                for a, b in iter_chunks(*H.shape)
+                stage.encode_standardized(chunk.to(device))[0].to(home)
+                for chunk, home in _chunks(H)
             ])
     return "done", states

@@ -1,6 +1,5 @@
 """Encoder-decoder regression from input rows to target rows (paired data)."""
 
-import numpy as np
 from sklearn.base import RegressorMixin
 
 from ._base import _BaseAutoencoder

@@ -65,3 +65,16 @@ def test_vae_benchmark_peers_agree_on_the_same_weights():
     np.testing.assert_allclose(theirs, ours, atol=0.05)
     trained = bench.train_minimal(X, (8, 8), 3, epochs=1, batch_size=50, lr=1e-3, seed=0)
     assert np.isfinite(bench.minimal_log_likelihood(trained, X[:5], 10)).all()
+
+
+def test_sparse_benchmark_corpus():
+    """The synthetic TF-IDF corpus: CSR of the asked shape, l2-normalized rows, fixed seed."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    bench = load("bench_sparse")
+    X = bench.tfidf_corpus(300, 400, doc_length=20, zipf=1.1)
+    assert sp.issparse(X) and X.format == "csr" and X.shape == (300, 400)
+    np.testing.assert_allclose(sp.linalg.norm(X, axis=1), 1.0)
+    assert bench.csr_bytes(X) == X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
+    assert (bench.tfidf_corpus(300, 400, doc_length=20, zipf=1.1) != X).nnz == 0

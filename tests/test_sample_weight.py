@@ -266,3 +266,21 @@ def test_fast_path_is_left_for_weighted_fits(monkeypatch):
             X, sample_weight=np.arange(30.0) + 1)
     assert seen == [True]
     assert not real(type("O", (), {"weighted": True})(), None, "float32")
+
+
+@pytest.mark.parametrize("kind", ["detector", "greedy"])
+def test_sparse_weighted_fits_equal_dense_ones(kind):
+    """Weights reach the statistics and the batches of sparse rows too."""
+    sp = pytest.importorskip("scipy.sparse")
+    X = _data()
+    X[X < 0.5] = 0
+    w = np.random.RandomState(8).randint(0, 4, size=X.shape[0]).astype(float)
+    dense = KINDS[kind]().set_params(standardize=True).fit(X, sample_weight=w)
+    sparse = KINDS[kind]().set_params(standardize=True).fit(sp.csr_matrix(X), sample_weight=w)
+    for a, b in zip(_outputs(dense, X), _outputs(sparse, X)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+    shift, scale = sparse.module_.training_statistics()
+    mean = np.average(X, axis=0, weights=w)
+    np.testing.assert_allclose(shift, mean, rtol=1e-12)
+    np.testing.assert_allclose(scale, np.sqrt(np.average((X - mean) ** 2, axis=0, weights=w)),
+                               rtol=1e-12)
