@@ -18,7 +18,7 @@ ESTIMATORS = [
     AutoencoderAnomalyDetector(variational=True, max_iter=5, random_state=0),
     AutoencoderTransformer(max_iter=5, random_state=0, **CONV),
     AutoencoderAnomalyDetector(max_iter=5, random_state=0, **CONV),
-    AutoencoderRegressor(random_state=0),
+    AutoencoderRegressor(max_iter=50, random_state=0),
     # a convolutional regressor's targets are images (the checks' y is not), and
     # skip connections change the layers, not the API: both in test_images.py
 ]

@@ -175,6 +175,7 @@ def denoising_psnr(n_train, max_iter, sigma=0.5):
     }
 
 
+@pytest.mark.slow  # about 12 s: kept out of the default suite
 def test_denoising_mnist_beats_noisy_input_plain_autoencoder_and_pca():
     scores = denoising_psnr(n_train=2000, max_iter=30)
     assert scores["dae"] > scores["noisy"] + 5, scores

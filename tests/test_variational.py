@@ -205,6 +205,7 @@ def test_linear_vae_is_probabilistic_pca(standardized_digits):
     assert noise == pytest.approx(pca.noise_variance_, rel=0.05)
 
 
+@pytest.mark.slow  # about 12 s: kept out of the default suite
 def test_deep_vae_beats_probabilistic_pca(standardized_digits):
     X_train, X_test = standardized_digits
     k = 10
