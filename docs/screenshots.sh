@@ -18,6 +18,10 @@ pages=(
     "generated/skae.AutoencoderAnomalyDetector 1800"
     "generated/skae.AutoencoderRegressor 1800"
     "auto_examples/variants/plot_denoising 2600"
+    "auto_examples/plot_displays 5000"
+    "api 1800"
+    "persistence 2400"
+    "plotting 2400"
     "variational 9000"
     "variants/denoising 5200"
 )

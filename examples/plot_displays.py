@@ -66,10 +66,13 @@ CodeDisplay.from_estimator(ae, X_test, y_test, components="pca")
 # %%
 # Reconstructions
 # ---------------
-# The detector was fitted with ``image_shape``, so samples and
-# reconstructions are drawn as images. Without an image shape (the
-# transformer), feature profiles are drawn instead.
+# The detector was fitted with ``image_shape``, so samples (top row) and
+# their reconstructions (bottom row) are drawn as images.
 ReconstructionDisplay.from_estimator(det, X_test, n_samples=6)
+
+# %%
+# Without an image shape (the transformer), each sample's features are drawn
+# as a profile, the reconstruction over the original.
 ReconstructionDisplay.from_estimator(ae, X_test, n_samples=3)
 
 # %%

@@ -525,7 +525,7 @@ class AutoencoderAnomalyDetector(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data, assumed mostly normal; labels are not used.
         y : Ignored
             Not used, present for API consistency by convention.
@@ -551,7 +551,7 @@ class AutoencoderAnomalyDetector(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data.
         y : Ignored
             Not used, present for API consistency by convention.
@@ -617,7 +617,7 @@ class AutoencoderAnomalyDetector(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data to score.
 
         Returns
@@ -637,7 +637,7 @@ class AutoencoderAnomalyDetector(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data to score.
 
         Returns
@@ -656,7 +656,7 @@ class AutoencoderAnomalyDetector(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data to label.
 
         Returns
@@ -674,7 +674,7 @@ class AutoencoderAnomalyDetector(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data to explain.
 
         Returns

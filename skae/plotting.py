@@ -531,8 +531,10 @@ class ReconstructionDisplay:
         n_samples = _as_2d(self.originals).shape[0]
         shape = (len(groups), n_samples)
         if ax is None:
-            fig, axes = plt.subplots(*shape, figsize=(1.6 * n_samples + 1, 1.6 * len(groups)),
-                                     squeeze=False)
+            images = all(group[2] is not None for group in groups)
+            cell = (1.6, 1.6) if images else (3.2, 2.4)  # profiles need room for their axes
+            fig, axes = plt.subplots(*shape, squeeze=False, layout="constrained",
+                                     figsize=(cell[0] * n_samples + 1, cell[1] * len(groups)))
         else:
             axes = np.asarray(ax, dtype=object)
             if axes.size != shape[0] * shape[1]:
