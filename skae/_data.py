@@ -171,6 +171,17 @@ def standardization(X, owner, weights=None):
     return mean * peak, scale
 
 
+def _check_float32_range(peak, owner):
+    """Raise ValueError when a feature's largest magnitude ``peak`` exceeds float32's range."""
+    if peak.max() > _FLOAT32_MAX:
+        col = int(np.argmax(peak))
+        raise ValueError(
+            f"Input X has values beyond float32's range (feature {col}: "
+            f"{peak[col]:.4g}); {owner} trains in float32. Rescale X, or use "
+            "standardize=True (features are then centred and scaled in float64 first)."
+        )
+
+
 def training_rows(X, shift=None, scale=None, *, owner):
     """The float32 rows the network trains on: ``X``, or ``(X - shift) / scale``.
 
@@ -203,14 +214,7 @@ def training_rows(X, shift=None, scale=None, *, owner):
         return SparseRows(X, shift, scale)
     if scale is None:
         for a, b in iter_chunks(*X.shape) if X.dtype == np.float64 else ():
-            peak = np.abs(X[a:b]).max(0)
-            if peak.max() > _FLOAT32_MAX:
-                col = int(np.argmax(peak))
-                raise ValueError(
-                    f"Input X has values beyond float32's range (feature {col}: "
-                    f"{peak[col]:.4g}); {owner} trains in float32. Rescale X, or use "
-                    "standardize=True (features are then centred and scaled in float64 first)."
-                )
+            _check_float32_range(np.abs(X[a:b]).max(0), owner)
         return as_tensor(X, "cpu", torch.float32)
     out = np.empty(X.shape, dtype=np.float32)
     with np.errstate(over="ignore"):  # overflow to inf is detected just below
@@ -346,14 +350,7 @@ def _check_sparse_range(X, shift, scale, owner):
         return
     low, high = _column_extremes(X)
     if scale is None:
-        peak = np.maximum(np.abs(low), np.abs(high))
-        if peak.max() > _FLOAT32_MAX:
-            col = int(np.argmax(peak))
-            raise ValueError(
-                f"Input X has values beyond float32's range (feature {col}: "
-                f"{peak[col]:.4g}); {owner} trains in float32. Rescale X, or use "
-                "standardize=True (features are then centred and scaled in float64 first)."
-            )
+        _check_float32_range(np.maximum(np.abs(low), np.abs(high)), owner)
         return
     with np.errstate(over="ignore"):
         bounds = np.stack([(low - shift) / scale, (high - shift) / scale]).astype(np.float32)
