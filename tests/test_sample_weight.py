@@ -284,3 +284,21 @@ def test_sparse_weighted_fits_equal_dense_ones(kind):
     np.testing.assert_allclose(shift, mean, rtol=1e-12)
     np.testing.assert_allclose(scale, np.sqrt(np.average((X - mean) ** 2, axis=0, weights=w)),
                                rtol=1e-12)
+
+
+def test_validation_score_is_the_weighted_mean_error():
+    """Early stopping scores held-out rows by their weighted mean error."""
+    X = _data(n=40, d=6)
+    w = np.random.RandomState(9).rand(40) * 4 + 0.2
+    est = AutoencoderTransformer(n_components=2, early_stopping=True, validation_fraction=0.25,
+                                 batch_size=8, max_iter=5, random_state=0).fit(X, sample_weight=w)
+    index, weights = canonical_rows([X], w)
+    rows = X[index]
+    perm = torch.randperm(40, generator=torch.Generator().manual_seed(
+        est._train_state.split_seed)).numpy()
+    val = perm[:10]
+    errors = (est.reconstruct(rows[val]) - rows[val]) ** 2
+    expected = -(weights[val, None] * errors).sum() / (weights[val].sum() * X.shape[1])
+    assert est.best_validation_score_ == pytest.approx(expected, rel=1e-5)
+    unweighted = -errors.mean()
+    assert abs(unweighted - expected) > 1e-4 * abs(expected)  # the weights matter here
