@@ -96,25 +96,21 @@ def _sparse_standardization(X, weights=None):
     def entry_weights(a, b):  # the weight of the row of each stored entry a..b
         return weights[np.searchsorted(X.indptr, np.arange(a, b), side="right") - 1]
 
-    total = np.zeros(d)
-    for a, b in _entry_ranges(X.nnz):
+    chunks = [(a, b, None if weights is None else entry_weights(a, b))
+              for a, b in _entry_ranges(X.nnz)]
+    total, stored = np.zeros(d), np.zeros(d)
+    for a, b, w in chunks:
         cols = X.indices[a:b]
         values = X.data[a:b].astype(np.float64) / peak[cols]
-        total += np.bincount(cols, values if weights is None else values * entry_weights(a, b),
-                             minlength=d)
-    if weights is None:
-        total_weight, stored = n, np.bincount(X.indices, minlength=d)
-    else:
-        total_weight, stored = weights.sum(), np.zeros(d)
-        for a, b in _entry_ranges(X.nnz):
-            stored += np.bincount(X.indices[a:b], entry_weights(a, b), minlength=d)
+        total += np.bincount(cols, values if w is None else values * w, minlength=d)
+        stored += np.bincount(cols, w, minlength=d)  # the weight (or count) of stored entries
+    total_weight = n if weights is None else weights.sum()
     mean = total / total_weight
     squares = (total_weight - stored) * np.square(mean)
-    for a, b in _entry_ranges(X.nnz):
+    for a, b, w in chunks:
         cols = X.indices[a:b]
         deviation = np.square(X.data[a:b].astype(np.float64) / peak[cols] - mean[cols])
-        squares += np.bincount(cols, deviation if weights is None else
-                               deviation * entry_weights(a, b), minlength=d)
+        squares += np.bincount(cols, deviation if w is None else deviation * w, minlength=d)
     return mean, squares / total_weight, peak
 
 

@@ -13,7 +13,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from ._data import SparseRows, column_range
+from ._data import SparseRows, column_range, without_weights
 from ._nets.activations import derivative
 
 _BCE_EPS = 1e-7
@@ -60,10 +60,14 @@ def check_bce_range(low, high, hint, name="X"):
 
 
 def batch_mean(values, weights=None):
-    """Mean of per-sample ``values`` (shape (m,)), weighted by ``weights`` when given."""
+    """Mean over the batch (the first axis) of ``values``, weighted by ``weights`` when given.
+
+    Per-sample values of shape (m,) give a scalar; (m, k) give k means.
+    """
     if weights is None:
-        return values.mean()
-    return (values * weights).sum() / weights.sum()
+        return values.mean(0)
+    weights = weights.reshape(-1, *([1] * (values.dim() - 1)))
+    return (values * weights).sum(0) / weights.sum()
 
 
 def trimmed_weights(values, trim, weights):
@@ -194,9 +198,7 @@ def kl_divergence_sparsity(activations, target, eps=1e-7, weights=None):
     by the sample ``weights`` when given; clipped to ``[eps, 1 - eps]``);
     zero exactly when every mean equals ``rho``.
     """
-    mean = activations.mean(0) if weights is None else (
-        (activations * weights[:, None]).sum(0) / weights.sum())
-    rho_hat = mean.clamp(eps, 1 - eps)
+    rho_hat = batch_mean(activations, weights).clamp(eps, 1 - eps)
     rho = target
     return (rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
 
@@ -493,7 +495,7 @@ class Objective:
         rec = reconstruction_loss(output.reconstruction, target, self.loss, self.trim, weights)
         parts, total = {"reconstruction": rec}, rec
         for term in self.terms:
-            value = _apply_term(term, output, x_in, net, weights)
+            value = term(output, x_in, net, weights=weights)
             parts[term.name] = value
             total = total + value
         return total, parts
@@ -534,7 +536,7 @@ class VariationalObjective(Objective):
         values = {"reconstruction": net.negative_log_likelihood(output, xb)}
         for term in self.terms:
             if getattr(term, "per_sample", False):
-                values[term.name] = _apply_term(term, output, x_in, net, weights)
+                values[term.name] = term(output, x_in, net, weights=weights)
         if self.trim > 0 and weights is None:
             total = sum(values.values())
             kept = total.topk(n_kept(total.shape[0], self.trim), largest=False, sorted=False).indices
@@ -545,23 +547,17 @@ class VariationalObjective(Objective):
         total = sum(parts.values())
         for term in self.terms:
             if not getattr(term, "per_sample", False):
-                parts[term.name] = value = _apply_term(term, output, x_in, net, weights)
+                parts[term.name] = value = term(output, x_in, net, weights=weights)
                 total = total + value
         return total, parts
-
-
-def _apply_term(term, output, x, net, weights):
-    """A term's value; ``weights`` (sample weights) are passed only to weighted fits."""
-    if weights is None:
-        return term(output, x, net)
-    return term(output, x, net, weights=weights)
 
 
 def split_weights(rows, weighted):
     """``(rows, weights)``: the weight column taken off weighted rows, else ``(rows, None)``."""
     if not weighted:
         return rows, None
-    return rows[:, :-1], rows[:, -1]
+    rows, column = without_weights(rows)
+    return rows, column.squeeze(1)
 
 
 def split_rows(rows, n_inputs):

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.validation import _check_sample_weight
 
-from ._data import CHUNK_ELEMENTS, iter_chunks
+from ._data import iter_chunks
 
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
@@ -114,12 +114,9 @@ def _rows(block, index):
 def _equal_rows(blocks, first, other):
     """Whether rows ``first[i]`` and ``other[i]`` are equal in every block."""
     equal = np.ones(first.shape[0], dtype=bool)
-    width = sum(b.shape[1] for b in blocks)
-    step = max(1, CHUNK_ELEMENTS // max(1, width))
-    for a in range(0, first.shape[0], step):
+    for a, b in iter_chunks(first.shape[0], sum(block.shape[1] for block in blocks)):
         for block in blocks:
-            equal[a:a + step] &= (_rows(block, first[a:a + step])
-                                  == _rows(block, other[a:a + step])).all(1)
+            equal[a:b] &= (_rows(block, first[a:b]) == _rows(block, other[a:b])).all(1)
     return equal
 
 

@@ -137,7 +137,7 @@ class _CustomTerm:
     def __init__(self, weight):
         self.weight = weight
 
-    def __call__(self, output, x, net):
+    def __call__(self, output, x, net, weights=None):
         return self.weight * output.code.square().mean()
 
 

@@ -302,3 +302,25 @@ def test_validation_score_is_the_weighted_mean_error():
     assert est.best_validation_score_ == pytest.approx(expected, rel=1e-5)
     unweighted = -errors.mean()
     assert abs(unweighted - expected) > 1e-4 * abs(expected)  # the weights matter here
+
+
+def test_weighted_batch_means_equal_means_over_repeated_rows():
+    """Every batch mean of the loss counts a row of weight k as k rows (no merging involved)."""
+    from skae._objective import batch_mean, contractive_penalty, kl_divergence_sparsity
+
+    g = torch.Generator().manual_seed(0)
+    k = torch.tensor([1, 3, 2, 1, 4])
+    w = k.to(torch.float32)
+    rep = lambda t: t.repeat_interleave(k, dim=0)  # noqa: E731
+    values = torch.rand(5, generator=g)
+    assert float(batch_mean(values, w)) == pytest.approx(float(rep(values).mean()))
+    acts = torch.rand(5, 3, generator=g)
+    assert float(kl_divergence_sparsity(acts, 0.1, weights=w)) == pytest.approx(
+        float(kl_divergence_sparsity(rep(acts), 0.1)))
+    weights = [torch.randn(4, 6, generator=g), torch.randn(2, 4, generator=g)]
+    derivs = [torch.rand(5, 4, generator=g), torch.rand(5, 2, generator=g)]
+    assert float(contractive_penalty(weights, derivs, w)) == pytest.approx(
+        float(contractive_penalty(weights, [rep(d) for d in derivs])))
+    x_hat, x = torch.rand(5, 3, generator=g), torch.rand(5, 3, generator=g)
+    assert float(reconstruction_loss(x_hat, x, "mse", weights=w)) == pytest.approx(
+        float(reconstruction_loss(rep(x_hat), rep(x), "mse")))
