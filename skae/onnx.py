@@ -29,6 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._inference import _standard_normal
 from ._nets.mlp import _Core
 from ._nets.variational import LOG_2PI, MIN_STD, SOFTPLUS_ONE
+from ._objective import _BCE_EPS
 from .anomaly import AutoencoderAnomalyDetector
 from .regressor import AutoencoderRegressor
 from .transformer import AutoencoderTransformer
@@ -54,8 +55,6 @@ _DEFAULTS = {
 }
 #: Methods that draw random numbers at every call: they have no graph.
 _RANDOM = {"sample": "sample draws random codes from the prior at every call"}
-
-_BCE_EPS = 1e-7
 
 
 # ----------------------------------------------------------------- emission
