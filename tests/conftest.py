@@ -38,3 +38,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n_threads)
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A ``distributed.LocalCluster`` of 2 single-threaded worker processes, shared by the session.
+
+    Starting workers (each imports torch and skae on its first task) takes
+    seconds, so every Dask test uses this one cluster.
+    """
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        silence_logs=40,
+    ) as cluster, distributed.Client(cluster) as client:
+        yield client
