@@ -14,7 +14,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import _inference
-from ._compat import validate_data
+from ._blocks import BlockReader, is_dask_array, is_out_of_core, map_row_blocks
+from ._compat import _check_feature_names, _check_n_features, validate_data
 from ._data import as_csr, join_pairs, standardization
 from ._fitting import train
 from ._nets import build_network
@@ -152,8 +153,12 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         """``(X, Y)`` validated; ``Y`` 2-D in X's dtype, or None for an autoencoder.
 
         A sparse ``X`` stays sparse, as canonical CSR (see ``_data.as_csr``);
-        sparse targets are densified.
+        sparse targets are densified. A Dask array or a memory-mapped array
+        becomes a checked :class:`skae._blocks.BlockReader`: read block by
+        block, never whole.
         """
+        if is_out_of_core(X) and not self._paired:
+            return self._validate_out_of_core(X, reset), None
         if not self._paired:
             X = validate_data(self, X, accept_sparse=SPARSE_FORMATS,
                               dtype=[np.float64, np.float32], reset=reset)
@@ -164,14 +169,38 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         Y = np.asarray(Y.toarray() if sp.issparse(Y) else Y, dtype=X.dtype)
         return (as_csr(X, canonical=True) if sp.issparse(X) else X), Y.reshape(Y.shape[0], -1)
 
+    def _validate_out_of_core(self, X, reset):
+        """A Dask or memory-mapped ``X`` as a :class:`skae._blocks.BlockReader`, checked.
+
+        Sets or checks ``n_features_in_`` as ``validate_data`` does, and
+        reads every block once to check it is finite (an error names the
+        first block that is not).
+        """
+        owner = type(self).__name__
+        reader = BlockReader(X, owner)
+        if reader.shape[0] < 1 or reader.shape[1] < 1:
+            raise ValueError(
+                f"Found array with {reader.shape[0]} sample(s) and {reader.shape[1]} "
+                f"feature(s) (shape={reader.shape}) while a minimum of 1 is required by "
+                f"{owner}."
+            )
+        _check_feature_names(self, X, reset=reset)
+        _check_n_features(self, reader, reset=reset)
+        return reader.check()
+
     def _fit_with_grad(self, X, incremental, Y, sample_weight):
         params = self.get_params(deep=False)  # every parameter is read from here on
         reuse = hasattr(self, "module_") and (incremental or bool(params["warm_start"]))
+        out_of_core = is_out_of_core(X)
+        if out_of_core:
+            self._check_out_of_core(params, Y, sample_weight)
         X, Y = self._validate_training_data(X, Y, reset=not reuse)
         weights = check_sample_weight(sample_weight, X, type(self).__name__)
-        index, weights = canonical_rows([X] if Y is None else [X, Y], weights, params["shuffle"])
-        if index is not None:
-            X, Y = X[index], None if Y is None else Y[index]
+        if not out_of_core:  # out-of-core rows are trained on as they are stored
+            index, weights = canonical_rows([X] if Y is None else [X, Y], weights,
+                                            params["shuffle"])
+            if index is not None:
+                X, Y = X[index], None if Y is None else Y[index]
         spec = resolve(params, type(self).__name__, X, incremental=incremental,
                        Y=Y)
         if reuse:
@@ -212,6 +241,27 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
                 ConvergenceWarning, stacklevel=4,
             )
         return X, spec, weights
+
+    def _check_out_of_core(self, params, Y, sample_weight):
+        """Raise ValueError for what a fit on a Dask or memory-mapped array cannot do."""
+        owner = type(self).__name__
+        if self._paired:
+            raise ValueError(
+                f"{owner} trains on paired data held in memory; it got a Dask or "
+                "memory-mapped array. Load X and y as numpy arrays (or sparse matrices)."
+            )
+        if sample_weight is not None:
+            raise ValueError(
+                f"{owner} does not take sample_weight with a Dask or memory-mapped X (its rows "
+                "are trained on as stored, a block at a time). Repeat rows instead, or "
+                "load X into memory."
+            )
+        if params["pretraining"] == "greedy":
+            raise ValueError(
+                f"pretraining='greedy' on {owner} trains each layer on the codes of the one "
+                "below, held in memory; it cannot run on a Dask or memory-mapped X. Use "
+                "pretraining=None, or load X into memory."
+            )
 
     @staticmethod
     def _new_network(spec, X, seed, Y=None, weights=None):
@@ -263,6 +313,19 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
             ensure_all_finite=False,
         )
         return as_csr(X) if sp.issparse(X) else X
+
+    def _lazy(self, method, X, n_out=None, n_in=None, dtype=None):
+        """``method`` over a Dask array ``X``: a lazy Dask array computed block by block.
+
+        See :func:`skae._blocks.map_row_blocks`. ``n_in`` defaults to
+        ``n_features_in_``; ``dtype`` to float32 for float32 ``X``, else
+        float64.
+        """
+        check_is_fitted(self)
+        if dtype is None:
+            dtype = np.float32 if X.dtype == np.float32 else np.float64
+        n_in = self.n_features_in_ if n_in is None else n_in
+        return map_row_blocks(self, method, X, n_in, n_out, dtype)
 
     def _apply(self, X, parts, n_out):
         return _inference.transform(
@@ -321,6 +384,9 @@ class _ReconstructMixin:
         Returns
         -------
         X_hat : ndarray of shape (n_samples, n_features)
-            Reconstruction of ``X``, in ``X``'s dtype (float64 or float32).
+            Reconstruction of ``X``, in ``X``'s dtype (float64 or float32);
+            a lazy Dask array for a Dask ``X``.
         """
+        if is_dask_array(X):
+            return self._lazy("reconstruct", X, self.n_features_in_)
         return self._reconstruct(self._validate_X(X))

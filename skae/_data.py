@@ -5,13 +5,17 @@ A row source is where training batches come from, behind one protocol:
 ``slice(start, stop)``, both returning rows on the training device.
 :class:`OnDevice` holds the data on the training device; :class:`Streamed`
 keeps it in host memory and sends it batch by batch; :class:`SparseRows`
-keeps a scipy sparse (CSR) matrix and densifies one batch at a time.
+keeps a scipy sparse (CSR) matrix and densifies one batch at a time;
+:class:`skae._blocks.BlockRows` reads an out-of-core array a block at a time.
+A source may also have ``order(index, generator, shuffle)``, the order in
+which an epoch visits the rows (see :func:`skae._training.run_epoch`).
 """
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ._blocks import BlockReader, BlockRows
 from ._device import as_tensor, stage_on_device
 
 #: Elements per chunk in inference, validation and data preparation.
@@ -206,8 +210,11 @@ def training_rows(X, shift=None, scale=None, *, owner):
         standardization, for float64 input).
     """
     if sp.issparse(X):
-        _check_sparse_range(X, shift, scale, owner)
+        _check_extremes(*_column_extremes(X), X.dtype, shift, scale, owner)
         return SparseRows(X, shift, scale)
+    if isinstance(X, BlockReader):
+        _check_extremes(*X.column_extremes(), X.dtype, shift, scale, owner)
+        return BlockRows(X, shift, scale)
     if scale is None:
         for a, b in iter_chunks(*X.shape) if X.dtype == np.float64 else ():
             _check_float32_range(np.abs(X[a:b]).max(0), owner)
@@ -326,25 +333,25 @@ def without_weights(rows):
 def row_source(X, device, batch_size):
     """The row source for CPU rows ``X``: on the device if they fit, else streamed.
 
-    :class:`SparseRows` are their own source, sending batches to ``device``.
+    :class:`SparseRows` and :class:`skae._blocks.BlockRows` are their own
+    source, sending batches to ``device``.
     """
-    if isinstance(X, SparseRows):
+    if isinstance(X, (SparseRows, BlockRows)):
         return X.on(device)
     if stage_on_device(X.numel() * X.element_size(), device):
         return OnDevice(X.to(device))
     return Streamed(X, device, batch_size)
 
 
-def _check_sparse_range(X, shift, scale, owner):
-    """The errors of :func:`training_rows` for a CSR ``X``, from its column extremes.
+def _check_extremes(low, high, dtype, shift, scale, owner):
+    """The errors of :func:`training_rows` for data known by its column extremes.
 
-    Centring and scaling are monotone in each column, and so is the cast to
-    float32: a column's extremes reach beyond float32 exactly when one of
-    its values does.
+    For a CSR matrix or an out-of-core array. Centring and scaling are
+    monotone in each column, and so is the cast to float32: a column's
+    extremes reach beyond float32 exactly when one of its values does.
     """
-    if scale is None and X.dtype != np.float64:
+    if scale is None and dtype != np.float64:
         return
-    low, high = _column_extremes(X)
     if scale is None:
         _check_float32_range(np.maximum(np.abs(low), np.abs(high)), owner)
         return
@@ -455,8 +462,8 @@ class SparseRows:
 
 
 def column_range(rows):
-    """Per-column ``(min, max)`` of training rows: a tensor or :class:`SparseRows`."""
-    if isinstance(rows, SparseRows):
+    """Per-column ``(min, max)`` of training rows: a tensor, :class:`SparseRows` or ``BlockRows``."""
+    if isinstance(rows, (SparseRows, BlockRows)):
         return rows.aminmax()
     return torch.aminmax(rows, dim=0)
 

@@ -101,6 +101,8 @@ def _stopping(spec, data, seed, n_rows, state, weighted=False):
         state.split_seed = split_seed  # a warm start holds out the same rows
         perm = torch.randperm(n_rows, generator=torch.Generator().manual_seed(split_seed))
         val_index, index = (p.to(data.index_device) for p in (perm[:n_val], perm[n_val:]))
+        if getattr(data, "sequential", False):  # read block by block: score in row order
+            val_index = val_index.sort().values
 
         def error(net, x):
             x, weights = split_weights(x, weighted)

@@ -13,7 +13,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from ._data import SparseRows, column_range, without_weights
+from ._data import column_range, without_weights
 from ._nets.activations import derivative
 
 _BCE_EPS = 1e-7
@@ -637,7 +637,8 @@ def build_objective(spec, rows, generator, statistics=None, weighted=False):
     n_inputs = spec.n_features if spec.n_outputs is not None else None
     if n_inputs is not None and statistics is not None and statistics[0] is not None:
         statistics = tuple(a[:n_inputs] for a in statistics)  # the inputs' part of a row
-    inputs = rows.inputs(n_inputs) if isinstance(rows, SparseRows) else split_rows(rows, n_inputs)[0]
+    inputs = (rows.inputs(n_inputs) if hasattr(rows, "inputs")
+              else split_rows(rows, n_inputs)[0])
     corruption = make_corruption(spec.noise, spec.noise_level, inputs,
                                  generator, spec.image_shape, statistics)
     terms = [t for t in (build(spec) for build in TERMS) if t is not None]

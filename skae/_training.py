@@ -262,9 +262,12 @@ def run_epoch(net, data, loss_fn, optimizer, *, index, batch_size, generator, sh
         Part names, in the order of ``means[1:]``.
     """
     n = data.n_rows if index is None else index.shape[0]
-    order = torch.randperm(n, generator=generator, device=data.index_device) if shuffle else None
-    if index is not None:
-        order = index if order is None else index[order]
+    if hasattr(data, "order"):  # a source that chooses its own visiting order
+        order = data.order(index, generator, shuffle)
+    else:
+        order = torch.randperm(n, generator=generator, device=data.index_device) if shuffle else None
+        if index is not None:
+            order = index if order is None else index[order]
     totals, names = None, []
     direct = getattr(loss_fn, "sets_gradients", False)
     for start in range(0, n, batch_size):

@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.base import OutlierMixin
 
 from ._base import _BaseAutoencoder, _ReconstructMixin
+from ._blocks import is_dask_array
 from ._compat import Interval, StrOptions, _fit_context
 from ._output import _FeatureOutputMixin
 from ._weights import weighted_quantile
@@ -629,7 +630,10 @@ class AutoencoderAnomalyDetector(
             are fixed at ``fit`` (deterministic, and each sample's score
             independent of the others); -inf where the estimate is not
             finite.
+            A lazy Dask array, computed block by block, for a Dask ``X``.
         """
+        if is_dask_array(X):
+            return self._lazy("score_samples", X)
         return self._score_samples(self._validate_X(X))
 
     def decision_function(self, X):
@@ -644,7 +648,10 @@ class AutoencoderAnomalyDetector(
         -------
         scores : ndarray of shape (n_samples,)
             ``score_samples(X) - offset_``.
+            A lazy Dask array, computed block by block, for a Dask ``X``.
         """
+        if is_dask_array(X):
+            return self._lazy("decision_function", X)
         scores = self.score_samples(X)
         # in float64, so that no finite offset_ overflows float32 scores;
         # -inf scores stay -inf
@@ -663,7 +670,10 @@ class AutoencoderAnomalyDetector(
         -------
         labels : ndarray of shape (n_samples,)
             -1 where ``decision_function(X) < 0``, else +1.
+            A lazy Dask array, computed block by block, for a Dask ``X``.
         """
+        if is_dask_array(X):
+            return self._lazy("predict", X, dtype=np.int64)
         decision = self.decision_function(X)
         return np.where(decision >= 0, 1, -1)
 
@@ -692,11 +702,16 @@ class AutoencoderAnomalyDetector(
             the posterior mean code ``z`` (standardized units when
             ``standardize=True``): it tells which features are unlikely, but
             does not add up to ``-score_samples(X)``, which also accounts for
-            the code's own likelihood.
+            the code's own likelihood. A lazy Dask array (no column names),
+            computed block by block, for a Dask ``X``.
         """
-        X_in, X = X, self._validate_X(X)
+        if is_dask_array(X):
+            return self._lazy("_feature_error_array", X, self.n_features_in_)
+        return self._wrap_features(self._feature_error_array(X), X)
+
+    def _feature_error_array(self, X):
+        """:meth:`feature_errors` as an ndarray."""
+        X = self._validate_X(X)
         if self._spec.variational:
-            errors = self._feature_nll(X)
-        else:
-            errors = self._errors(X, per_feature=True)
-        return self._wrap_features(errors, X_in)
+            return self._feature_nll(X)
+        return self._errors(X, per_feature=True)

@@ -3,6 +3,7 @@
 from sklearn.base import RegressorMixin
 
 from ._base import _BaseAutoencoder
+from ._blocks import is_dask_array
 from ._compat import _fit_context
 from ._params import CONSTRAINTS
 
@@ -469,7 +470,10 @@ class AutoencoderRegressor(RegressorMixin, _BaseAutoencoder):
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             Predictions in X's dtype (float64 or float32); one-dimensional
             when there is one target, as scikit-learn's regressors return.
+            A lazy Dask array, computed block by block, for a Dask ``X``.
         """
+        if is_dask_array(X):
+            return self._lazy("predict", X, None if self.n_outputs_ == 1 else self.n_outputs_)
         y = self._reconstruct(self._validate_X(X))
         return y.ravel() if self.n_outputs_ == 1 else y
 

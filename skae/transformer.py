@@ -7,6 +7,7 @@ from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._base import _BaseAutoencoder, _ReconstructMixin
+from ._blocks import is_dask_array
 from ._compat import _fit_context
 from ._images import check_n_bits, dequantize, n_bytes, pack, quantize, unpack
 
@@ -556,7 +557,10 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Z : ndarray of shape (n_samples, n_components)
             Codes, in X's dtype (float64 or float32); with
             ``variational=True``, the posterior means.
+            A lazy Dask array, computed block by block, for a Dask ``X``.
         """
+        if is_dask_array(X):
+            return self._lazy("transform", X, self._spec.n_components)
         return self._encode(self._validate_X(X))
 
     def inverse_transform(self, X):
@@ -572,8 +576,12 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         X_original : ndarray of shape (n_samples, n_features)
             Decoded data, in the codes' dtype (float64 or float32); with
             ``variational=True``, the mean of ``p(x | z)``.
+            A lazy Dask array, computed block by block, for a Dask ``X``.
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            return self._lazy("inverse_transform", X, self.n_features_in_,
+                              n_in=self._spec.n_components)
         Z = check_array(X, dtype=[np.float64, np.float32])
         n_components = self._spec.n_components
         if Z.shape[1] != n_components:
@@ -659,7 +667,10 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             ``fit`` (from ``random_state``), so the result is deterministic
             and each sample's score does not depend on the other samples.
             A sample whose estimate is not finite scores -inf.
+            A lazy Dask array, computed block by block, for a Dask ``X``.
         """
+        if is_dask_array(X):
+            return self._lazy("score_samples", X)
         X = self._validate_X(X)
         if self._spec.variational:
             return self._log_likelihood(X)
