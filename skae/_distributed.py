@@ -29,6 +29,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ._device import resolve_device
+
 #: Environment variable: seconds a collective waits for the other ranks when
 #: skae initializes the process group.
 TIMEOUT_VARIABLE = "SKAE_DIST_TIMEOUT"
@@ -129,12 +131,10 @@ def current(device, owner):
         return None
     if not (initialized or _launched()):
         return None
-    from ._device import resolve_device  # only a distributed fit needs it here
-
     device = _rank_device(resolve_device(device, owner), owner)
     if not initialized:
         _init_process_group(device, owner)
-    return Collective(device)
+    return Collective(device, owner)
 
 
 _OPS = {"sum": "SUM", "max": "MAX"}
@@ -147,6 +147,8 @@ class Collective:
     ----------
     device : torch.device
         This rank's training device.
+    owner : str
+        Estimator name for error messages.
 
     Attributes
     ----------
@@ -158,11 +160,20 @@ class Collective:
         runs NCCL on it, else the CPU.
     """
 
-    def __init__(self, device):
+    def __init__(self, device, owner):
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self.device = device
-        self.home = device if device.type == "cuda" and "nccl" in str(dist.get_backend()) \
-            else torch.device("cpu")
+        backend = str(dist.get_backend())
+        if device.type == "cuda" and "nccl" in backend:
+            self.home = device
+        elif backend == "nccl":
+            raise ValueError(
+                f"{owner} trains on the CPU, but the default process group uses NCCL, which "
+                "communicates CUDA tensors only. Fit on CUDA (device='cuda'), or initialize "
+                "the group with backend='cpu:gloo,cuda:nccl'."
+            )
+        else:
+            self.home = torch.device("cpu")
 
     def all_reduce(self, values, op="sum"):
         """The elementwise sum or maximum of ``values`` over the ranks.

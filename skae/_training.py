@@ -356,10 +356,10 @@ def fit_module(net, data, loss_fn, optimizer, state, *, max_iter, batch_size, ge
             )
             flag = _all_finite(net, optimizer).to(sums.dtype).reshape(1)
             count = n
-            if collective is not None:  # all ranks' sums, rows and finite flags
-                sums = collective.all_reduce(torch.cat([sums, flag, sums.new_tensor([n])]))
-                sums, flag, count = sums[:-2], sums[-2:-1] == collective.world_size, sums[-1]
-                flag = flag.to(sums.dtype)
+            if collective is not None:  # every rank's sums, finite flags and rows
+                total = collective.all_reduce(torch.cat([sums, flag, sums.new_tensor([n])]))
+                sums, count = total[:-2], total[-1]
+                flag = (total[-2:-1] == collective.world_size).to(sums.dtype)
             values = torch.cat([sums / count, flag]).tolist()  # the one host synchronisation
             loop.loss, loop.finite = values[0], values[-1] == 1.0
             _record(state, loop.loss, dict(zip(names, values[1:-1])))
