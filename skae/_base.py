@@ -176,11 +176,9 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         reuse = hasattr(self, "module_") and (incremental or bool(params["warm_start"]))
         X, Y = self._validate_training_data(X, Y, reset=not reuse)
         owner = type(self).__name__
-        rng = copy.deepcopy(self._random_state) if reuse else check_random_state(params["random_state"])
-        seed = int(rng.randint(_INT32_MAX))
         collective = _distributed.current(params["device"], owner)  # None in a single process
         if collective is not None:
-            seed = collective.agree((X.shape[1], 0 if Y is None else Y.shape[1]), seed, owner)
+            collective.check_columns(X.shape[1:] if Y is None else (X.shape[1], Y.shape[1]), owner)
         weights = check_sample_weight(sample_weight, X, owner)
         index, weights = canonical_rows([X] if Y is None else [X, Y], weights, params["shuffle"])
         if index is not None:
@@ -190,6 +188,10 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
             spec = dataclasses.replace(spec, device=collective.device)
         if reuse:
             spec.check_same_network(self._spec)
+        rng = copy.deepcopy(self._random_state) if reuse else check_random_state(params["random_state"])
+        seed = int(rng.randint(_INT32_MAX))
+        if collective is not None:
+            seed = collective.rank_0_seed(seed)
         if reuse:  # train copies: the fitted model stays intact should this call fail
             net, state = copy.deepcopy(self.module_), copy.deepcopy(self._train_state)
         else:

@@ -222,43 +222,40 @@ class Collective:
         dist.all_gather(parts, padded)
         return np.concatenate([p[:k].cpu().numpy() for p, k in zip(parts, counts)])
 
-    def agree(self, n_columns, seed, owner):
-        """Check that every rank has the same columns; rank 0's ``seed``; one all-reduce.
+    def check_columns(self, n_columns, owner):
+        """Raise the same ValueError on every rank unless all ranks have the same columns.
+
+        One all-reduce, at the start of ``fit``: a rank that raised alone
+        would leave the others waiting in their next collective.
 
         Parameters
         ----------
         n_columns : tuple of int
             This rank's column counts (features, and targets for paired data).
-        seed : int
-            This rank's seed, in ``[0, 2**31)``.
         owner : str
             Estimator name for error messages.
-
-        Returns
-        -------
-        seed : int
-            Rank 0's seed, so that every rank draws the same random numbers
-            where they must agree (the importance samples of a variational
-            model), even with ``random_state=None``.
-
-        Raises
-        ------
-        ValueError
-            On every rank, when the ranks' column counts differ.
         """
         columns = np.asarray(n_columns, dtype=np.int64)
-        mine = np.r_[columns, -columns, seed if self.rank == 0 else -1]
-        agreed = self.all_reduce(mine, op="max")
-        most, fewest = agreed[:columns.size], -agreed[columns.size:-1]
-        if (most != fewest).any():
-            what = "features" if most[0] != fewest[0] else "targets"
-            i = 0 if most[0] != fewest[0] else 1
-            raise ValueError(
-                f"{owner} is fitted with torch.distributed, and the ranks' shards of X have "
-                f"different numbers of {what}: between {fewest[i]} and {most[i]}. Every rank "
-                "must pass the same columns."
-            )
-        return int(agreed[-1])
+        agreed = self.all_reduce(np.r_[columns, -columns], op="max")
+        most, fewest = agreed[:columns.size], -agreed[columns.size:]
+        for i, what in enumerate(("features", "targets")[:columns.size]):
+            if most[i] != fewest[i]:
+                raise ValueError(
+                    f"{owner} is fitted with torch.distributed, and the ranks' shards of X "
+                    f"have different numbers of {what}: between {fewest[i]} and {most[i]}. "
+                    "Every rank must pass the same columns."
+                )
+
+    def rank_0_seed(self, seed):
+        """Rank 0's ``seed``, on every rank.
+
+        Every rank then draws the same random numbers where they must
+        agree (the initial weights, the importance samples of a variational
+        model), even with ``random_state=None``.
+        """
+        buffer = torch.tensor([seed], dtype=torch.int64, device=self.home)
+        dist.broadcast(buffer, src=0)
+        return int(buffer.item())
 
     def broadcast_module(self, net):
         """Copy rank 0's parameters and buffers into ``net`` on every rank."""

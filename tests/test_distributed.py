@@ -3,14 +3,16 @@
 A launch costs seconds (torchrun's agent and two workers import torch, then
 meet), so one launch runs every configuration and the example script,
 writing what each rank fitted to a temporary folder; the tests compare those
-files with fits made here, in the test process. A second launch checks that
-a failing rank ends the job. The two launches take 30-40 s on 2 busy cores,
-so the tests that need them are marked slow:
-``pytest -m slow tests/test_distributed.py`` runs them.
+files with fits made here, in the test process. Two more launches check
+that a failing rank ends the job and that a rank that never joins makes the
+others time out. The launches take 40-50 s on 2 busy cores, so the tests
+that need them are marked slow: ``pytest -m slow tests/test_distributed.py``
+runs them.
 """
 
 import inspect
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -137,8 +139,10 @@ def targets(X):
 FAILING = """
 import os
 import numpy as np
+import torch.distributed as dist
 from skae import AutoencoderTransformer
 
+dist.init_process_group("gloo")  # the user's own group: skae fits with it
 X = np.random.RandomState(0).normal(size=(40, 5))
 if int(os.environ["RANK"]) == 1:
     X[7, 2] = np.nan
@@ -165,9 +169,15 @@ def torchrun(script, tmp_path, timeout, **env):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc_per_node=2", str(path), str(tmp_path)]
     start = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout,
-                          cwd=tmp_path)
-    return done.returncode, done.stdout + done.stderr, time.perf_counter() - start
+    job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, cwd=tmp_path, start_new_session=True)
+    try:
+        output, _ = job.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(job.pid, signal.SIGKILL)  # the agent and its workers
+        output, _ = job.communicate()
+        pytest.fail(f"torchrun still ran after {timeout} s:\n{output}")
+    return job.returncode, output, time.perf_counter() - start
 
 
 @pytest.fixture(scope="module")
@@ -295,7 +305,13 @@ def test_a_single_process_fit_leaves_torch_distributed_alone(small_X, monkeypatc
 
 
 @pytest.mark.parametrize("value", ["ten", "0", "-5", "nan"])
-def test_timeout_must_be_a_positive_number_of_seconds(value, monkeypatch):
-    monkeypatch.setenv("SKAE_DIST_TIMEOUT", value)
-    with pytest.raises(ValueError, match="SKAE_DIST_TIMEOUT read by E must be a positive"):
-        _distributed._timeout("E")
+def test_timeout_must_be_a_positive_number_of_seconds(value, small_X, monkeypatch):
+    # torchrun's environment without torchrun: fit raises before joining any group
+    env = {"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1",
+           "SKAE_DIST_TIMEOUT": value}
+    for name, setting in env.items():
+        monkeypatch.setenv(name, setting)
+    message = "SKAE_DIST_TIMEOUT read by AutoencoderTransformer must be a positive"
+    with pytest.raises(ValueError, match=message):
+        AutoencoderTransformer(2).fit(small_X)
+    assert not torch.distributed.is_initialized()
