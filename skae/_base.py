@@ -1,6 +1,7 @@
 """The shared base of skae's estimators: validate, resolve, build, train, publish."""
 
 import copy
+import dataclasses
 import warnings
 from abc import ABCMeta, abstractmethod
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import _inference
+from . import _distributed, _inference
 from ._blocks import BlockReader, is_dask_array, is_out_of_core, map_row_blocks
 from ._compat import _check_feature_names, _check_n_features, validate_data
 from ._data import as_csr, join_pairs, standardization
@@ -137,6 +138,12 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         Runs with autograd enabled even when called under ``torch.no_grad()`` or
         ``torch.inference_mode()``: training needs gradients.
 
+        Under torch.distributed (see :mod:`skae._distributed`), every rank
+        calls this with its own shard of the rows: the ranks check that
+        they have the same columns, share rank 0's seed and initial
+        weights, compute the standardization statistics of the union of
+        the shards, and train in lockstep.
+
         Returns
         -------
         X : ndarray
@@ -195,30 +202,40 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         if out_of_core:
             self._check_out_of_core(params, Y, sample_weight)
         X, Y = self._validate_training_data(X, Y, reset=not reuse)
-        weights = check_sample_weight(sample_weight, X, type(self).__name__)
+        owner = type(self).__name__
+        collective = _distributed.current(params["device"], owner)  # None in a single process
+        if collective is not None:
+            collective.check_columns(X.shape[1:] if Y is None else (X.shape[1], Y.shape[1]), owner)
+        weights = check_sample_weight(sample_weight, X, owner)
         if not out_of_core:  # out-of-core rows are trained on as they are stored
             index, weights = canonical_rows([X] if Y is None else [X, Y], weights,
                                             params["shuffle"])
             if index is not None:
                 X, Y = X[index], None if Y is None else Y[index]
-        spec = resolve(params, type(self).__name__, X, incremental=incremental,
-                       Y=Y)
+        spec = resolve(params, owner, X, incremental=incremental, Y=Y)
+        if collective is not None:  # cuda:LOCAL_RANK for device="cuda"
+            spec = dataclasses.replace(spec, device=collective.device)
         if reuse:
             spec.check_same_network(self._spec)
         rng = copy.deepcopy(self._random_state) if reuse else check_random_state(params["random_state"])
         seed = int(rng.randint(_INT32_MAX))
+        if collective is not None:
+            seed = collective.rank_0_seed(seed)
         if reuse:  # train copies: the fitted model stays intact should this call fail
             net, state = copy.deepcopy(self.module_), copy.deepcopy(self._train_state)
         else:
-            net, state = self._new_network(spec, X, seed, Y, weights), TrainState()
+            net, state = self._new_network(spec, X, seed, Y, weights, collective), TrainState()
+        net = net.to(spec.device)
+        if collective is not None:  # every rank starts from rank 0's weights
+            collective.broadcast_module(net)
         resume = reuse and incremental and self._spec.solver == spec.solver
         result = train(
-            spec, X if Y is None else join_pairs(X, Y), net.to(spec.device), state, seed=seed,
+            spec, X if Y is None else join_pairs(X, Y), net, state, seed=seed,
             weights=weights, optimizer_state=self._optimizer_state if resume else None,
-            pretrain=not reuse and spec.pretraining == "greedy",
+            pretrain=not reuse and spec.pretraining == "greedy", collective=collective,
         )
-        latent_kl = (_inference.latent_kl(net, X, spec.max_width, weights) if spec.variational
-                     else None)
+        latent_kl = (_inference.latent_kl(net, X, spec.max_width, weights, collective)
+                     if spec.variational else None)
         self._publish(spec, net, state, result, rng, fresh=not reuse)
         if not self._paired:
             self.latent_kl_ = latent_kl
@@ -264,13 +281,19 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
             )
 
     @staticmethod
-    def _new_network(spec, X, seed, Y=None, weights=None):
-        """A freshly initialized network for ``spec`` (statistics from ``X`` and ``Y``)."""
+    def _new_network(spec, X, seed, Y=None, weights=None, collective=None):
+        """A freshly initialized network for ``spec`` (statistics from ``X`` and ``Y``).
+
+        With the ``collective`` of a distributed fit, the statistics are
+        those of every rank's rows.
+        """
         shift = scale = targets = None
+        reduce = None if collective is None else collective.all_reduce
         if spec.standardize:
-            shift, scale = map(torch.from_numpy, standardization(X, spec.owner, weights))
+            shift, scale = map(torch.from_numpy, standardization(X, spec.owner, weights, reduce))
             if Y is not None:
-                targets = tuple(map(torch.from_numpy, standardization(Y, spec.owner, weights)))
+                targets = tuple(map(torch.from_numpy,
+                                    standardization(Y, spec.owner, weights, reduce)))
         if Y is None and not spec.regularized and spec.n_components >= spec.n_features:
             warnings.warn(
                 f"{spec.owner} with n_components={spec.n_components} >= n_features="

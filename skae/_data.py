@@ -84,17 +84,29 @@ def _column_extremes(X):
     return low, high
 
 
-def _sparse_standardization(X, weights=None):
+def _local(values, op):
+    """The reduction of a single process: the values themselves."""
+    return values
+
+
+def _sparse_standardization(X, weights=None, reduce=_local):
     """:func:`standardization` of a canonical CSR matrix, from its stored entries only.
 
     The same computation as for dense data, with each column's implicit zeros
     counted in closed form: the mean is the sum of the stored entries over
     ``n``, and the squared deviations add ``(n - stored) * mean ** 2``. With
     sample ``weights``, every count is a sum of weights.
+
+    Returns
+    -------
+    mean, var, peak : ndarray of shape (n_features,)
+        Of the columns divided by ``peak``.
+    n : float
+        The number of rows (over every rank, with ``reduce``).
     """
     n, d = X.shape
     low, high = _column_extremes(X)
-    peak = np.maximum(np.abs(low), np.abs(high))
+    peak = reduce(np.maximum(np.abs(low), np.abs(high)), "max")
     peak[peak == 0] = 1.0
 
     def entry_weights(a, b):  # the weight of the row of each stored entry a..b
@@ -109,16 +121,19 @@ def _sparse_standardization(X, weights=None):
         total += np.bincount(cols, values if w is None else values * w, minlength=d)
         stored += np.bincount(cols, w, minlength=d)  # the weight (or count) of stored entries
     total_weight = n if weights is None else weights.sum()
+    implicit = total_weight - stored  # the weight (or count) of each column's implicit zeros
+    sums = reduce(np.concatenate([total, [total_weight, n]]), "sum")
+    total, (total_weight, n) = sums[:d], sums[d:]
     mean = total / total_weight
-    squares = (total_weight - stored) * np.square(mean)
+    squares = implicit * np.square(mean)
     for a, b, w in chunks:
         cols = X.indices[a:b]
         deviation = np.square(X.data[a:b].astype(np.float64) / peak[cols] - mean[cols])
         squares += np.bincount(cols, deviation if w is None else deviation * w, minlength=d)
-    return mean, squares / total_weight, peak
+    return mean, reduce(squares, "sum") / total_weight, peak, n
 
 
-def standardization(X, owner, weights=None):
+def standardization(X, owner, weights=None, reduce=None):
     """Per-feature mean and scale of ``X``, in float64, without overflow.
 
     Each column is divided by its largest magnitude before the two-pass
@@ -138,34 +153,45 @@ def standardization(X, owner, weights=None):
         Estimator name for error messages.
     weights : ndarray of shape (n_samples,) or None, default=None
         Sample weights (frequencies): the weighted mean and variance.
+    reduce : callable or None, default=None
+        ``reduce(values, op) -> ndarray``, ``op`` "sum" or "max": the
+        elementwise sum or maximum of float64 ``values`` over the shards of
+        a distributed fit, each holding part of the rows. The statistics are
+        then those of the union of the shards (three reductions: the
+        columns' peaks, the sums and weights for the mean, the squared
+        deviations). None for the rows of ``X`` alone.
 
     Returns
     -------
     shift, scale : ndarray of shape (n_features,), float64
     """
-    n, d = X.shape
+    reduce = _local if reduce is None else reduce
     if sp.issparse(X):
-        mean, var, peak = _sparse_standardization(X, weights)
+        mean, var, peak, n = _sparse_standardization(X, weights, reduce)
         constant = var <= n * _EPS * var + np.square(n * mean * _EPS)
         scale = np.where(constant, 1.0, np.sqrt(var) * peak)
         return mean * peak, scale
+    n, d = X.shape
     peak = np.zeros(d)
     total = np.zeros(d)
     for a, b in iter_chunks(n, d):
         chunk = np.asarray(X[a:b], dtype=np.float64)
         peak = np.maximum(peak, np.abs(chunk).max(0))
+    peak = reduce(peak, "max")
     peak[peak == 0] = 1.0
     w = None if weights is None else weights[:, None]
     total_weight = n if weights is None else weights.sum()
     for a, b in iter_chunks(n, d):
         chunk = np.asarray(X[a:b], dtype=np.float64) / peak
         total += chunk.sum(0) if w is None else (chunk * w[a:b]).sum(0)
+    sums = reduce(np.concatenate([total, [total_weight, n]]), "sum")
+    total, (total_weight, n) = sums[:d], sums[d:]
     mean = total / total_weight
     squares = np.zeros(d)
-    for a, b in iter_chunks(n, d):
+    for a, b in iter_chunks(X.shape[0], d):
         chunk = np.square(np.asarray(X[a:b], dtype=np.float64) / peak - mean)
         squares += chunk.sum(0) if w is None else (chunk * w[a:b]).sum(0)
-    var = squares / total_weight
+    var = reduce(squares, "sum") / total_weight
     constant = var <= n * _EPS * var + np.square(n * mean * _EPS)
     scale = np.where(constant, 1.0, np.sqrt(var) * peak)
     return mean * peak, scale

@@ -91,8 +91,12 @@ def resume(optimizer, saved):
     optimizer.load_state_dict(saved)
 
 
-def _stopping(spec, data, seed, n_rows, state, weighted=False):
-    """``(train_index, callbacks)`` deciding when training stops."""
+def _stopping(spec, data, seed, n_rows, state, weighted=False, collective=None):
+    """``(train_index, callbacks)`` deciding when training stops.
+
+    In a distributed fit each rank holds out its own rows, and the
+    validation score is the mean error over all ranks' held-out rows.
+    """
     callbacks = [NonFiniteGuard()]
     index = None
     if spec.early_stopping and not spec.incremental:
@@ -119,7 +123,7 @@ def _stopping(spec, data, seed, n_rows, state, weighted=False):
             return elementwise_error(net.forward_standardized(x).reconstruction, target, spec.loss)
 
         def score(net):
-            return -mean_error(net, data, val_index, error, spec.max_width)
+            return -mean_error(net, data, val_index, error, spec.max_width, collective)
 
         callbacks.append(EarlyStopping(score, spec.tol))
     else:
@@ -129,10 +133,10 @@ def _stopping(spec, data, seed, n_rows, state, weighted=False):
     return index, callbacks
 
 
-def _stage_callbacks(spec):
+def _stage_callbacks(spec, verbose):
     def make(max_iter):
         cbs = [NonFiniteGuard(), LossPlateau(spec.tol), Plateau(spec.n_iter_no_change)]
-        return cbs + ([Progress(max_iter, "pretrain")] if spec.verbose else [])
+        return cbs + ([Progress(max_iter, "pretrain")] if verbose else [])
 
     return make
 
@@ -144,7 +148,8 @@ def _pretraining_rows(data, index):
     return data.X if index is None else data.X.index_select(0, index)
 
 
-def train(spec, X, net, state, *, seed, weights=None, optimizer_state=None, pretrain=False):
+def train(spec, X, net, state, *, seed, weights=None, optimizer_state=None, pretrain=False,
+          collective=None):
     """Train ``net`` (in place) on ``X`` as ``spec`` says.
 
     Parameters
@@ -168,6 +173,12 @@ def train(spec, X, net, state, *, seed, weights=None, optimizer_state=None, pret
         Optimizer state to resume from (``partial_fit``).
     pretrain : bool, default=False
         Run greedy layer-wise pretraining first.
+    collective : skae._distributed.Collective or None, default=None
+        The ranks of a distributed fit, each with its own shard ``X``; None
+        in a single process. The ranks then train in lockstep on averaged
+        gradients, agree on every epoch's history and on when to stop, and
+        draw their own random numbers (shuffling, corruption, sampling).
+        Only rank 0 shows progress bars.
 
     Returns
     -------
@@ -184,14 +195,17 @@ def train(spec, X, net, state, *, seed, weights=None, optimizer_state=None, pret
     optimizer = build_optimizer(spec, net)
     if optimizer_state is not None:
         resume(optimizer, optimizer_state)
-    generators = Generators(seed + 1)
-    objective = build_objective(spec, inputs, generators(spec.device), stats, weighted)
+    rank = 0 if collective is None else collective.rank
+    generators = Generators(seed + 1 + (rank << 32))  # each rank its own random numbers
+    objective = build_objective(spec, inputs, generators(spec.device), stats, weighted,
+                                reduce=None if collective is None else collective.all_reduce)
     if not spec.incremental:  # a new call to fit: a fresh optimizer, a fresh count
         state.no_improvement_count = 0
-    index, callbacks = _stopping(spec, data, seed, X.shape[0], state, weighted)
+    index, callbacks = _stopping(spec, data, seed, X.shape[0], state, weighted, collective)
     callbacks.append(TermSchedule(objective.terms))
     max_iter = 1 if spec.incremental else spec.max_iter
-    if spec.verbose:
+    verbose = spec.verbose and rank == 0
+    if verbose:
         callbacks.append(Progress(max_iter))
     status, curves = "max_iter", None
     threads = training_threads(spec.widths, batch_size, spec.device)
@@ -202,8 +216,9 @@ def train(spec, X, net, state, *, seed, weights=None, optimizer_state=None, pret
                 loss=spec.loss, device=spec.device, batch_size=batch_size,
                 max_iter=spec.pretraining_max_iter,
                 make_optimizer=lambda stage: build_optimizer(spec, stage),
-                generators=generators, callbacks=_stage_callbacks(spec), shuffle=spec.shuffle,
-                precision=spec.precision, weighted=weighted,
+                generators=generators, callbacks=_stage_callbacks(spec, verbose),
+                shuffle=spec.shuffle, precision=spec.precision, weighted=weighted,
+                collective=collective,
             )
             curves = [list(s.loss_curve) for s in stages]
         if status != "interrupted":
@@ -211,7 +226,7 @@ def train(spec, X, net, state, *, seed, weights=None, optimizer_state=None, pret
                 net, data, loss_function(objective, net, batch_size, spec.precision),
                 optimizer, state, max_iter=max_iter, batch_size=batch_size,
                 generator=generators(data.index_device), index=index, shuffle=spec.shuffle,
-                callbacks=callbacks,
+                callbacks=callbacks, collective=collective,
             )
     for p in net.parameters():
         p.grad = None

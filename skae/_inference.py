@@ -295,10 +295,11 @@ def feature_negative_log_likelihood(net, X, width):
     return out
 
 
-def latent_kl(net, X, width, weights=None):
+def latent_kl(net, X, width, weights=None, collective=None):
     """Mean over the samples of ``KL(q(z_k | x) || N(0, 1))`` per latent unit, in float64.
 
-    ``weights`` (sample weights, or None) weight the mean.
+    ``weights`` (sample weights, or None) weight the mean. With the
+    ``collective`` of a distributed fit, the mean is over every rank's rows.
 
     Returns
     -------
@@ -317,4 +318,7 @@ def latent_kl(net, X, width, weights=None):
             start += kl.shape[0]
             total += kl.sum(0)
     count = max(1, X.shape[0]) if weights is None else weights.sum()
+    if collective is not None:
+        sums = collective.all_reduce(np.r_[total.cpu().numpy(), count])
+        return sums[:-1] / sums[-1]
     return (total / count).cpu().numpy()

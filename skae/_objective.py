@@ -567,7 +567,8 @@ def split_rows(rows, n_inputs):
     return rows[:, :n_inputs], rows[:, n_inputs:]
 
 
-def make_corruption(noise, level, rows, generator, image_shape=None, statistics=None):
+def make_corruption(noise, level, rows, generator, image_shape=None, statistics=None,
+                    reduce=None):
     """The corruption ``noise=`` names, for rows like ``rows`` (None when ``level`` is 0).
 
     Parameters
@@ -584,6 +585,9 @@ def make_corruption(noise, level, rows, generator, image_shape=None, statistics=
     statistics : tuple of numpy.ndarray or None
         ``(shift, scale)`` of the standardization, so that the watermark is
         the brightest raw value whatever each feature's scale.
+    reduce : callable or None, default=None
+        ``reduce(values, op)`` over the ranks of a distributed fit: the
+        per-feature extremes are then those of every rank's rows.
 
     Returns
     -------
@@ -598,7 +602,11 @@ def make_corruption(noise, level, rows, generator, image_shape=None, statistics=
     if noise == "block":
         return BlockMasking(level, image_shape, generator)
     device = generator.device  # where the corruption runs: its tensors live there
-    low, high = (t.to(device) for t in column_range(rows))
+    low, high = column_range(rows)
+    if reduce is not None:
+        extremes = reduce(torch.stack([-low, high]).cpu(), "max")
+        low, high = -extremes[0], extremes[1]
+    low, high = low.to(device), high.to(device)
     if noise == "salt_and_pepper":
         return SaltAndPepper(level, low, high, generator)
     # watermark: the brightest raw value, in each feature's training units
@@ -613,7 +621,7 @@ NOISES = ("gaussian", "masking", "salt_and_pepper", "block", "watermark")
 IMAGE_NOISES = ("block", "watermark")
 
 
-def build_objective(spec, rows, generator, statistics=None, weighted=False):
+def build_objective(spec, rows, generator, statistics=None, weighted=False, reduce=None):
     """Build the :class:`Objective` a Spec describes.
 
     Parameters
@@ -629,6 +637,10 @@ def build_objective(spec, rows, generator, statistics=None, weighted=False):
         and, for paired data, targets).
     weighted : bool, default=False
         The batches' rows end with a sample-weight column (not in ``rows``).
+    reduce : callable or None, default=None
+        In a distributed fit, ``reduce(values, op)`` with ``op`` "max" over
+        the ranks: the corruption's extremes are then those of all ranks'
+        rows.
 
     Returns
     -------
@@ -640,7 +652,7 @@ def build_objective(spec, rows, generator, statistics=None, weighted=False):
     inputs = (rows.inputs(n_inputs) if hasattr(rows, "inputs")
               else split_rows(rows, n_inputs)[0])
     corruption = make_corruption(spec.noise, spec.noise_level, inputs,
-                                 generator, spec.image_shape, statistics)
+                                 generator, spec.image_shape, statistics, reduce)
     terms = [t for t in (build(spec) for build in TERMS) if t is not None]
     if spec.variational:
         return VariationalObjective(terms, corruption, spec.trim_fraction, generator, weighted)

@@ -18,7 +18,7 @@ def _chunks(H):
 
 
 def pretrain_greedy(net, rows, *, loss, device, batch_size, max_iter, make_optimizer,
-                    generators, callbacks, shuffle, precision, weighted=False):
+                    generators, callbacks, shuffle, precision, weighted=False, collective=None):
     """Train each layer as a shallow autoencoder on the previous layer's codes.
 
     Stage 1 reconstructs the training rows with ``loss``; stage ``i > 1``
@@ -48,6 +48,10 @@ def pretrain_greedy(net, rows, *, loss, device, batch_size, max_iter, make_optim
         The fit's ``precision`` (chooses the fast path or autograd).
     weighted : bool, default=False
         ``rows`` end with a sample-weight column, which weights every stage.
+    collective : skae._distributed.Collective or None, default=None
+        In a distributed fit, every stage trains in lockstep over all ranks'
+        rows (see :func:`skae._training.fit_module`); each rank computes the
+        next stage's inputs from its own rows.
 
     Returns
     -------
@@ -67,7 +71,7 @@ def pretrain_greedy(net, rows, *, loss, device, batch_size, max_iter, make_optim
             stage, data, loss_function(objective, stage, batch_size, precision),
             make_optimizer(stage), state, max_iter=max_iter, batch_size=batch_size,
             generator=generators(data.index_device), shuffle=shuffle,
-            callbacks=callbacks(max_iter),
+            callbacks=callbacks(max_iter), collective=collective,
         )
         states.append(state)
         if status == "interrupted":

@@ -9,10 +9,12 @@ whose ``on_epoch_end`` returns a reason to stop, or None.
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ._data import iter_chunks
+from ._distributed import Lockstep
 
 
 @dataclass
@@ -233,7 +235,8 @@ def _all_finite(net, optimizer):
     return torch.stack([torch.isfinite(t).all().to(device) for t in tensors]).all()
 
 
-def run_epoch(net, data, loss_fn, optimizer, *, index, batch_size, generator, shuffle):
+def run_epoch(net, data, loss_fn, optimizer, *, index, batch_size, generator, shuffle,
+              lockstep=None):
     """One pass of minibatch updates over the rows ``index`` of ``data``.
 
     Parameters
@@ -252,14 +255,18 @@ def run_epoch(net, data, loss_fn, optimizer, *, index, batch_size, generator, sh
     generator : torch.Generator
         Shuffling randomness, on ``data.index_device``.
     shuffle : bool
+    lockstep : skae._distributed.Lockstep or None, default=None
+        In a distributed fit: the number of steps every rank takes, and the
+        average of the ranks' gradients before each ``optimizer.step()``.
 
     Returns
     -------
-    means : torch.Tensor
-        Sample-weighted means of the loss and of each part, still on the
-        device (no host synchronisation).
+    sums : torch.Tensor
+        Sums over this rank's rows of the loss and of each part (each
+        batch's mean times its row count), still on the device (no host
+        synchronisation).
     names : list of str
-        Part names, in the order of ``means[1:]``.
+        Part names, in the order of ``sums[1:]``.
     """
     n = data.n_rows if index is None else index.shape[0]
     if hasattr(data, "order"):  # a source that chooses its own visiting order
@@ -270,13 +277,20 @@ def run_epoch(net, data, loss_fn, optimizer, *, index, batch_size, generator, sh
             order = index if order is None else index[order]
     totals, names = None, []
     direct = getattr(loss_fn, "sets_gradients", False)
-    for start in range(0, n, batch_size):
+    n_steps = math.ceil(n / batch_size) if lockstep is None else lockstep.n_steps
+    for start in range(0, n_steps * batch_size, batch_size):
+        if start >= n:  # this rank's rows have run out: the others' batches make the step
+            lockstep.average_gradients(0)
+            optimizer.step()
+            continue
         stop = min(start + batch_size, n)
         xb = data.slice(start, stop) if order is None else data.take(order[start:stop])
         loss, parts = loss_fn(net, xb)
         if not direct:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+        if lockstep is not None:
+            lockstep.average_gradients(stop - start)
         optimizer.step()
         if totals is None:
             names = list(parts)
@@ -284,11 +298,11 @@ def run_epoch(net, data, loss_fn, optimizer, *, index, batch_size, generator, sh
         totals[0].add_(loss.detach().float(), alpha=stop - start)
         for i, part in enumerate(parts.values(), start=1):
             totals[i].add_(part.detach().float(), alpha=stop - start)
-    return totals / n, names
+    return totals, names
 
 
 def fit_module(net, data, loss_fn, optimizer, state, *, max_iter, batch_size, generator,
-               index=None, shuffle=True, callbacks=()):
+               index=None, shuffle=True, callbacks=(), collective=None):
     """Train ``net`` with minibatch gradient descent.
 
     Parameters
@@ -314,6 +328,12 @@ def fit_module(net, data, loss_fn, optimizer, state, *, max_iter, batch_size, ge
     callbacks : sequence of Callback, default=()
         Run in order after every epoch; the first to return a reason stops
         training.
+    collective : skae._distributed.Collective or None, default=None
+        The ranks of a distributed fit; None in a single process. Every
+        rank then takes the same steps with the averaged gradients (see
+        :class:`skae._distributed.Lockstep`), and each epoch's loss, parts
+        and finiteness are those of all ranks' rows, so the history and
+        the callbacks' decisions are the same on every rank.
 
     Returns
     -------
@@ -325,17 +345,25 @@ def fit_module(net, data, loss_fn, optimizer, state, *, max_iter, batch_size, ge
     batch_size = max(1, min(batch_size, n))
     loop = Loop(net, optimizer, state)
     status = "max_iter"
+    lockstep = None if collective is None else Lockstep(
+        collective, optimizer, math.ceil(n / batch_size))
     try:
         for cb in callbacks:
             cb.on_train_begin(loop)
         net.train()
         for _ in range(max_iter):
-            means, names = run_epoch(
+            sums, names = run_epoch(
                 net, data, loss_fn, optimizer,
                 index=index, batch_size=batch_size, generator=generator, shuffle=shuffle,
+                lockstep=lockstep,
             )
-            flag = _all_finite(net, optimizer).to(means.dtype).reshape(1)
-            values = torch.cat([means, flag]).tolist()  # the one host synchronisation
+            flag = _all_finite(net, optimizer).to(sums.dtype).reshape(1)
+            count = n
+            if collective is not None:  # every rank's sums, finite flags and rows
+                total = collective.all_reduce(torch.cat([sums, flag, sums.new_tensor([n])]))
+                sums, count = total[:-2], total[-1]
+                flag = (total[-2:-1] == collective.world_size).to(sums.dtype)
+            values = torch.cat([sums / count, flag]).tolist()  # the one host synchronisation
             loop.loss, loop.finite = values[0], values[-1] == 1.0
             _record(state, loop.loss, dict(zip(names, values[1:-1])))
             reason = None
@@ -398,7 +426,7 @@ def make_optimizer(net, *, solver, learning_rate_init, alpha, momentum, nesterov
         return cls(groups, **kwargs)
 
 
-def mean_error(net, data, index, error, chunk_width):
+def mean_error(net, data, index, error, chunk_width, collective=None):
     """Mean of ``error(net, x)`` over the rows ``index`` of ``data``, chunk by chunk.
 
     Rows are gathered a chunk at a time: no copy of the selection is made.
@@ -414,6 +442,8 @@ def mean_error(net, data, index, error, chunk_width):
         ``(m, k)`` and the rows' sample weights (shape ``(m,)``, or None).
     chunk_width : int
         Widest row a chunk materializes.
+    collective : skae._distributed.Collective or None, default=None
+        In a distributed fit, the mean is over every rank's rows ``index``.
 
     Returns
     -------
@@ -428,4 +458,7 @@ def mean_error(net, data, index, error, chunk_width):
         else:
             total = total + (errors * weights.unsqueeze(1)).sum()
             count = count + weights.sum() * errors.shape[1]
-    return float(total) / float(count)
+    total, count = float(total), float(count)
+    if collective is not None:
+        total, count = collective.all_reduce(np.array([total, count]))
+    return total / count

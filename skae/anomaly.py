@@ -5,6 +5,7 @@ from numbers import Real
 import numpy as np
 from sklearn.base import OutlierMixin
 
+from . import _distributed
 from ._base import _BaseAutoencoder, _ReconstructMixin
 from ._blocks import is_dask_array
 from ._compat import Interval, StrOptions, _fit_context
@@ -579,8 +580,17 @@ class AutoencoderAnomalyDetector(
         every median and quantile is then that of the rows repeated as often
         as their weights say. Scores of -inf (overflowing errors) count as
         the lowest finite score, so the threshold is always finite.
+
+        In a distributed fit, the threshold is that of every rank's training
+        scores: each rank receives all of them, with their weights (two
+        float64 numbers per training row of the union of the shards).
         """
         scores = np.maximum(self._score_samples(X), np.finfo(X.dtype).min).astype(np.float64)
+        collective = _distributed.current(spec.device, spec.owner)
+        if collective is not None:
+            column = np.ones_like(scores) if weights is None else weights
+            scores, weights = collective.all_gather(np.column_stack([scores, column])).T
+            weights = None if (weights == 1.0).all() else weights
 
         def median(values):
             return weighted_quantile(values, weights, 0.5)
