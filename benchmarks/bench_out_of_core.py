@@ -11,7 +11,9 @@ Protocol
   with ``numpy.load(path, mmap_mode="r")`` and passes the memory map to
   ``fit``: peak RSS (``resource.getrusage(RUSAGE_SELF).ru_maxrss``, which
   counts the file's pages mapped into the process) after importing skae and
-  opening the file, and after ``fit``; and, for comparison, the peak RSS
+  opening the file, and after ``fit``. The data is written by another child
+  process: on Linux a child's peak RSS starts from its parent's size at the
+  fork, so the parent that starts the fits stays small; and, for comparison, the peak RSS
   of a process that only reads the whole map once (``X.sum()``): what
   any pass through the mapped pages costs without skae's block reading.
 * Models: ``AutoencoderAnomalyDetector`` (``standardize=True``: one pass to
@@ -94,12 +96,19 @@ def main():
     parser.add_argument("--dir", default=None, help="where the .npy file is written")
     parser.add_argument("--keep", action="store_true", help="keep the .npy file")
     parser.add_argument("--out", default=None, help="write the markdown table here")
+    parser.add_argument("--write", default=None, help=argparse.SUPPRESS)  # the data writer
     args = parser.parse_args()
+    if args.write:
+        write_data(args.write, args.rows, args.features)
+        return
 
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         path = Path(tmp) / "X.npy"
         start = time.perf_counter()
-        write_data(path, args.rows, args.features)
+        # in a child process too: on Linux a child's peak RSS starts from its
+        # parent's size when it was forked, so the parent stays small
+        subprocess.run([sys.executable, __file__, "--write", str(path), "--rows",
+                        str(args.rows), "--features", str(args.features)], check=True)
         written = time.perf_counter() - start
         size = path.stat().st_size
         results = {
