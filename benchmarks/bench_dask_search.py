@@ -157,7 +157,7 @@ def main():
         f"{n_fits} x {per_fit:.2f} s). A search of C candidates x K folds on N workers, each "
         "with its own GPU, takes about `ceil(C K / N) x (t_fit + overhead)`, where `t_fit` is "
         "the time of one fit on one GPU. Every fit is independent, so the only limits are "
-        "that rounding up (the last round of fits runs with idle workers) and the "
+        "the rounding up (the last round of fits runs with idle workers) and the "
         "scheduler's overhead. With this search's per-fit time:",
         "",
         "| N workers | expected wall time (s) | expected speed-up |",
