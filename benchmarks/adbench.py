@@ -642,7 +642,7 @@ def comparison(results, methods, reference):
     ranks = roc.rank(axis=1, ascending=False).mean()
     totals = results.groupby("method")[["fit_score_seconds"]].sum()
     if "warnings" in results:
-        totals["warnings"] = results.groupby("method")["warnings"].sum()
+        totals["warnings"] = results.groupby("method")["warnings"].sum(min_count=1)
     rows = {}
     for method in methods:
         diff = (roc[reference] - roc[method]).round(2)
@@ -864,6 +864,11 @@ def report(results, info, published, methods, args, command):
         header += ["", "Non-finite scores (NaN): " + ", ".join(
             f"{r.method}/{r.dataset}/seed {r.seed}" for r in nan_cells.itertuples())]
 
+    if "skae" in methods:
+        rows = results[results["dataset"].isin(info.index[adbench])]
+        header += ["", f"Rank (by AUCROC, 1 = best, over the {n_adbench} ADBench datasets) and "
+                   "skae's wins, ties and losses against each method:", "",
+                   summary_markdown(comparison(rows, list(methods), "skae"))]
     text = "\n".join(header)
     text += "\n\n## AUCROC (percent)\n\n" + to_markdown(tables["aucroc"])
     text += "\n\n## AUCPR (percent)\n\n" + to_markdown(tables["aucpr"]) + "\n"
