@@ -47,6 +47,32 @@ with ``seed``, as ADBench does. Methods:
     "covariance_eigh" solver for tall data, whose exactly-zero eigenvalues
     (constant columns of a training split) make pyod's scores infinite, e.g.
     on campaign, Cardiotocography and fault. score = ``decision_function``.
+``knn``
+    ``pyod.models.knn.KNN()`` (5 neighbours, distance to the farthest of
+    them); score = ``decision_function``.
+``lof``
+    ``sklearn.neighbors.LocalOutlierFactor(novelty=True)`` (20 neighbours);
+    score = ``-score_samples``.
+
+Novelty mode (``--mode novelty``): the semi-supervised protocol of ADBench
+and of DTE (Livernoche et al., ICLR 2024). Per seed, a dataset with more than
+10000 rows is subsampled to 10000 rows; the detector is trained on a random
+half of the normal samples only and tested on the other half together with
+every anomaly (see :func:`make_novelty_split`); MinMaxScaler fitted on the
+training half. Methods default to skae, iforest, knn, pca and lof.
+
+Out-of-sample selection (``--cv-folds K``): the 43 ADBench datasets are
+assigned to K folds by a seeded shuffle; every candidate configuration of
+``--grid`` (a JSON object ``{name: AutoencoderAnomalyDetector overrides}``,
+default ``benchmarks/adbench_grid.json``) is scored on every dataset with the
+first seed; for each fold, the candidate with the best mean AUCROC on the
+other folds is evaluated on the held-out fold with every seed. The held-out
+means over all datasets estimate the performance of the selection out of
+sample; the candidate best on all datasets is the one to ship, and its mean
+is reported next to them as the in-sample figure, with IsolationForest on the
+same splits. Each candidate's rows are cached in
+``<out>/adbench_<tag>_cache/<candidate>.csv`` (with its parameters), so a
+rerun fits only what changed.
 
 The 43 ADBench "Classical" datasets are averaged together; the 5 ``odds_*``
 datasets (ODDS versions that differ from ADBench's) are averaged separately
@@ -57,14 +83,17 @@ Usage::
     python benchmarks/adbench.py [DATA_DIR] [--quick] [--methods skae,iforest]
         [--datasets WBC,wine] [--seeds 1,2,3] [--skae-params '{"max_iter": 50}']
         [--out benchmarks/results] [--tag NAME] [--threads 1]
+        [--mode {unsupervised,novelty}] [--cv-folds K] [--grid GRID.json]
 
 ``DATA_DIR`` defaults to ``$SKAE_DATA/adbench`` where ``SKAE_DATA`` defaults to
 ``<repo root>/../shared/datasets``; the published tables are read from the
 parent of ``DATA_DIR``. ``--quick`` runs two tiny datasets with one seed (a
 smoke test of a few seconds). Results go to ``<out>/adbench_<tag>.csv`` (long
 format, one row per dataset, seed and method, rewritten after each dataset so
-that an interrupted run keeps what it finished) and ``<out>/adbench_<tag>.md``;
-the tag defaults to ``quick`` or ``full``.
+that an interrupted run keeps what it finished; the ``warnings`` column counts
+the warnings each fit and scoring emitted) and ``<out>/adbench_<tag>.md``; the
+tag defaults to ``quick`` or ``full``, ``novelty`` with ``--mode novelty``
+and ``cv<K>`` with ``--cv-folds K`` (``_quick`` appended with ``--quick``).
 """
 
 import argparse
@@ -87,6 +116,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import train_test_split
+from sklearn.neighbors import LocalOutlierFactor
 from sklearn.preprocessing import MinMaxScaler
 from threadpoolctl import threadpool_limits
 
@@ -99,12 +129,16 @@ import skae  # noqa: E402  (imported from the source tree)
 try:
     import pyod
     from pyod.models.auto_encoder import AutoEncoder as PyodAutoEncoder
+    from pyod.models.knn import KNN as PyodKNN
     from pyod.models.pca import PCA as PyodPCA
 except ImportError:  # pragma: no cover - depends on the environment
     pyod = None
 
-ALL_METHODS = ("skae", "skae_vae", "pyod_ae", "iforest", "pca")
-PYOD_METHODS = ("pyod_ae", "pca")
+ALL_METHODS = ("skae", "skae_vae", "pyod_ae", "iforest", "pca", "knn", "lof")
+PYOD_METHODS = ("pyod_ae", "pca", "knn")
+NOVELTY_METHODS = ("skae", "iforest", "knn", "pca", "lof")
+DEFAULT_GRID = Path(__file__).resolve().parent / "adbench_grid.json"
+FOLD_SEED = 0
 DEFAULT_SEEDS = (1, 2, 3)
 QUICK_DATASETS = ("WBC", "vertebral")
 MIN_ROWS = 1000
@@ -179,6 +213,45 @@ def make_split(X, y, seed):
     return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
 
 
+def make_novelty_split(X, y, seed):
+    """Split one dataset for novelty detection (training data without anomalies).
+
+    The semi-supervised protocol of ADBench and of DTE (Livernoche et al.,
+    ICLR 2024): the detector is trained on a random half of the normal
+    samples only and tested on the other half together with every anomaly.
+    A dataset with more than 10000 rows is first subsampled to 10000 rows,
+    as in :func:`make_split`; smaller ones are not bootstrapped, since
+    duplicated rows would fall on both sides of the split.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Features.
+    y : ndarray of shape (n_samples,)
+        Labels (1 = anomaly).
+    seed : int
+        Seed of the ``RandomState`` that draws the subsample and the halves.
+
+    Returns
+    -------
+    X_train, X_test : ndarray
+        Min-max scaled splits (scaler fitted on ``X_train``, which holds
+        normal samples only).
+    y_train, y_test : ndarray
+        The matching labels (``y_train`` is all 0).
+    """
+    rng = np.random.RandomState(seed)
+    if len(y) > MAX_ROWS:
+        idx = rng.choice(len(y), MAX_ROWS, replace=False)
+        X, y = X[idx], y[idx]
+    normal = rng.permutation(np.flatnonzero(y == 0))
+    half = len(normal) // 2
+    train = normal[:half]
+    test = np.concatenate([normal[half:], np.flatnonzero(y == 1)])
+    scaler = MinMaxScaler().fit(X[train])
+    return scaler.transform(X[train]), scaler.transform(X[test]), y[train], y[test]
+
+
 def seed_everything(seed):
     """Seed Python's, NumPy's and torch's global generators.
 
@@ -197,7 +270,7 @@ def fit_score(method, X_train, X_test, seed, skae_params):
 
     Parameters
     ----------
-    method : {"skae", "skae_vae", "pyod_ae", "iforest", "pca"}
+    method : {"skae", "skae_vae", "pyod_ae", "iforest", "pca", "knn", "lof"}
         The detector (see the module docstring).
     X_train, X_test : ndarray
         Scaled training and test features.
@@ -224,6 +297,11 @@ def fit_score(method, X_train, X_test, seed, skae_params):
         return model.decision_function(X_test)
     if method == "pca":
         return PyodPCA(svd_solver="full").fit(X_train).decision_function(X_test)
+    if method == "knn":
+        return PyodKNN().fit(X_train).decision_function(X_test)
+    if method == "lof":
+        model = LocalOutlierFactor(novelty=True).fit(X_train)
+        return -model.score_samples(X_test)
     raise ValueError(f"unknown method {method!r}")
 
 
@@ -275,7 +353,68 @@ def load_published(table_dir):
     return published
 
 
-def run(datasets, methods, seeds, skae_params, data_dir, csv_path):
+def run_one(name, X, y, seed, method, skae_params, split):
+    """Fit and score one method on one dataset and seed.
+
+    Parameters
+    ----------
+    name : str
+        Dataset name, for the row.
+    X, y : ndarray
+        The dataset.
+    seed : int
+        Seed of the split and the fit.
+    method : str
+        The detector.
+    skae_params : dict
+        Overrides of ``AutoencoderAnomalyDetector``'s defaults.
+    split : callable
+        :func:`make_split` or :func:`make_novelty_split`.
+
+    Returns
+    -------
+    row : dict
+        dataset, seed, method, aucroc, aucpr, fit_score_seconds and warnings
+        (the number of warnings the fit and scoring emitted).
+    """
+    X_train, X_test, _, y_test = split(X, y, seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tic = time.perf_counter()
+        scores = fit_score(method, X_train, X_test, seed, skae_params)
+        seconds = time.perf_counter() - tic
+    aucroc, aucpr = evaluate(y_test, scores)
+    if np.isnan(aucroc):
+        print(f"  note: {method} gave non-finite scores on {name} "
+              f"seed {seed}; recorded as NaN", flush=True)
+    return {"dataset": name, "seed": seed, "method": method, "aucroc": aucroc,
+            "aucpr": aucpr, "fit_score_seconds": seconds, "warnings": len(caught)}
+
+
+def dataset_info(datasets, data_dir):
+    """Size, dimension and anomaly ratio of each dataset.
+
+    Parameters
+    ----------
+    datasets : list of str
+        File stems in ``data_dir``.
+    data_dir : pathlib.Path
+        Folder of the ``.npz`` files.
+
+    Returns
+    -------
+    info : pandas.DataFrame
+        Indexed by dataset: n, d and ratio of the original data.
+    """
+    info = {}
+    for name in datasets:
+        with np.load(data_dir / f"{name}.npz") as data:
+            info[name] = {"n": data["X"].shape[0], "d": data["X"].shape[1],
+                          "ratio": float(data["y"].mean())}
+    return pd.DataFrame.from_dict(info, orient="index")
+
+
+def run(datasets, methods, seeds, skae_params, data_dir, csv_path, split=make_split):
     """Run every method on every dataset and seed; print progress.
 
     Parameters
@@ -292,39 +431,259 @@ def run(datasets, methods, seeds, skae_params, data_dir, csv_path):
         Folder of the ``.npz`` files.
     csv_path : pathlib.Path
         Long-format results, rewritten after each dataset.
+    split : callable, default=make_split
+        The protocol's split: :func:`make_split` (unsupervised) or
+        :func:`make_novelty_split` (novelty).
 
     Returns
     -------
     results : pandas.DataFrame
-        Columns dataset, seed, method, aucroc, aucpr, fit_score_seconds.
+        Columns dataset, seed, method, aucroc, aucpr, fit_score_seconds,
+        warnings.
     info : pandas.DataFrame
         Indexed by dataset: n, d and anomaly ratio of the original data.
     """
-    rows, info = [], {}
+    rows = []
     for i, name in enumerate(datasets, 1):
         X, y = load_dataset(data_dir / f"{name}.npz")
-        info[name] = {"n": X.shape[0], "d": X.shape[1], "ratio": y.mean()}
         start = time.perf_counter()
         for seed in seeds:
-            X_train, X_test, y_train, y_test = make_split(X, y, seed)
             for method in methods:
-                tic = time.perf_counter()
-                scores = fit_score(method, X_train, X_test, seed, skae_params)
-                seconds = time.perf_counter() - tic
-                aucroc, aucpr = evaluate(y_test, scores)
-                if np.isnan(aucroc):
-                    print(f"  note: {method} gave non-finite scores on {name} "
-                          f"seed {seed}; recorded as NaN", flush=True)
-                rows.append({"dataset": name, "seed": seed, "method": method,
-                             "aucroc": aucroc, "aucpr": aucpr,
-                             "fit_score_seconds": seconds})
+                rows.append(run_one(name, X, y, seed, method, skae_params, split))
         results = pd.DataFrame(rows)
         results.to_csv(csv_path, index=False)
         done = results[results["dataset"] == name].groupby("method")["aucroc"].mean()
         summary = "  ".join(f"{m}={done[m]:.4f}" for m in methods)
         print(f"[{i}/{len(datasets)}] {name} (n={X.shape[0]}, d={X.shape[1]}) "
               f"{time.perf_counter() - start:.1f}s  AUCROC: {summary}", flush=True)
-    return pd.DataFrame(rows), pd.DataFrame.from_dict(info, orient="index")
+    return pd.DataFrame(rows), dataset_info(datasets, data_dir)
+
+
+def assign_folds(datasets, n_folds, seed=FOLD_SEED):
+    """Assign datasets to cross-validation folds, by a fixed seeded shuffle.
+
+    Parameters
+    ----------
+    datasets : list of str
+        Dataset names.
+    n_folds : int
+        Number of folds.
+    seed : int, default=0
+        Seed of the shuffle.
+
+    Returns
+    -------
+    folds : dict
+        ``{dataset: fold}`` with folds 0 to ``n_folds - 1`` of sizes that
+        differ by at most one.
+    """
+    order = np.random.RandomState(seed).permutation(sorted(datasets, key=str.lower))
+    return {name: i % n_folds for i, name in enumerate(order)}
+
+
+def load_grid(path):
+    """Read the candidate configurations of the out-of-sample protocol.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        JSON object ``{candidate name: {parameter: value}}``; the values
+        override ``AutoencoderAnomalyDetector``'s defaults.
+
+    Returns
+    -------
+    grid : dict
+    """
+    grid = json.loads(Path(path).read_text())
+    return {name: params for name, params in grid.items() if not name.startswith("_")}
+
+
+def cached_results(candidate, method, params, datasets, seeds, data_dir, cache_dir):
+    """Results of one candidate, computing only the rows its cache lacks.
+
+    Parameters
+    ----------
+    candidate : str
+        Name of the candidate; its rows are cached in
+        ``<cache_dir>/<candidate>.csv`` together with its parameters, and the
+        cache is discarded when the parameters change.
+    method : str
+        ``"skae"`` for a grid candidate, or a peer such as ``"iforest"``.
+    params : dict
+        ``AutoencoderAnomalyDetector`` overrides of the candidate.
+    datasets : list of str
+        Datasets needed.
+    seeds : list of int
+        Seeds needed.
+    data_dir : pathlib.Path
+        Folder of the ``.npz`` files.
+    cache_dir : pathlib.Path
+        Folder of the cached CSVs.
+
+    Returns
+    -------
+    results : pandas.DataFrame
+        The candidate's rows for ``datasets`` and ``seeds``.
+    """
+    path = cache_dir / f"{candidate}.csv"
+    key = json.dumps(params, sort_keys=True)
+    cached = pd.DataFrame()
+    if path.exists():
+        cached = pd.read_csv(path)
+        if not len(cached) or (cached["params"] != key).any():
+            cached = pd.DataFrame()
+    have = set() if not len(cached) else set(zip(cached["dataset"], cached["seed"]))
+    todo = [(d, s) for d in datasets for s in seeds if (d, s) not in have]
+    rows = []
+    for name in dict.fromkeys(d for d, _ in todo):
+        X, y = load_dataset(data_dir / f"{name}.npz")
+        for seed in [s for d, s in todo if d == name]:
+            rows.append({**run_one(name, X, y, seed, method, params, make_split), "params": key})
+        cached = pd.concat([cached, pd.DataFrame(rows)], ignore_index=True)
+        rows = []
+        cached.to_csv(path, index=False)
+    if todo:
+        print(f"  {candidate}: {len(todo)} fits", flush=True)
+    keep = cached["dataset"].isin(datasets) & cached["seed"].isin(seeds)
+    return cached[keep].assign(method=candidate)
+
+
+def cross_validate(grid, datasets, n_folds, seeds, data_dir, cache_dir):
+    """Choose a configuration by cross-validation over datasets.
+
+    Every candidate is scored on every dataset with the first seed. For each
+    fold, the candidate with the best mean AUCROC on the other folds' datasets
+    is chosen and evaluated on the held-out fold with every seed; the
+    held-out means over all datasets are the out-of-sample estimate. The
+    candidate with the best mean on all datasets is the one the protocol
+    ships; its mean over every seed is the in-sample figure.
+
+    Parameters
+    ----------
+    grid : dict
+        ``{candidate name: parameter overrides}``.
+    datasets : list of str
+        The datasets (the 43 ADBench ones).
+    n_folds : int
+        Number of folds over the datasets.
+    seeds : list of int
+        Seeds; the first selects, all of them evaluate.
+    data_dir : pathlib.Path
+        Folder of the ``.npz`` files.
+    cache_dir : pathlib.Path
+        Folder of the per-candidate cached CSVs.
+
+    Returns
+    -------
+    cv : dict
+        ``folds`` ({dataset: fold}), ``selection`` (seed-1 mean AUCROC of every
+        candidate on all datasets and on each fold's training folds),
+        ``chosen`` (the candidate of each fold), ``shipped`` (the candidate
+        chosen on all datasets), ``held_out`` (long-format rows, all seeds, of
+        each dataset's held-out candidate, method ``"skae (held-out)"``),
+        ``in_sample`` (the rows of the shipped candidate, method
+        ``"skae (in-sample)"``) and ``iforest`` (IsolationForest's rows).
+    """
+    folds = assign_folds(datasets, n_folds)
+    first = [seeds[0]]
+    scores = {}
+    for candidate, params in grid.items():
+        rows = cached_results(candidate, "skae", params, datasets, first, data_dir, cache_dir)
+        scores[candidate] = rows.set_index("dataset")["aucroc"]
+        print(f"  {candidate}: seed-{first[0]} mean AUCROC {scores[candidate].mean() * 100:.2f}",
+              flush=True)
+    scores = pd.DataFrame(scores).loc[datasets]
+    fold_of = pd.Series(folds).loc[datasets]
+    selection = {"all": scores.mean() * 100}
+    chosen = {}
+    for fold in range(n_folds):
+        train_means = scores[fold_of != fold].mean() * 100
+        selection[f"without fold {fold}"] = train_means
+        chosen[fold] = train_means.idxmax()  # ties: the first in the grid
+    shipped = selection["all"].idxmax()
+    held_out = []
+    for fold, candidate in chosen.items():
+        names = list(fold_of.index[fold_of == fold])
+        held_out.append(cached_results(candidate, "skae", grid[candidate], names, seeds,
+                                       data_dir, cache_dir))
+    held_out = pd.concat(held_out, ignore_index=True).assign(method="skae (held-out)")
+    in_sample = cached_results(shipped, "skae", grid[shipped], datasets, seeds, data_dir,
+                               cache_dir).assign(method="skae (in-sample)")
+    iforest = cached_results("iforest", "iforest", {}, datasets, seeds, data_dir, cache_dir)
+    return {"folds": folds, "selection": pd.DataFrame(selection), "chosen": chosen,
+            "shipped": shipped, "held_out": held_out, "in_sample": in_sample,
+            "iforest": iforest}
+
+
+def comparison(results, methods, reference):
+    """Mean, rank and wins/losses of each method, over datasets.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Long-format rows (dataset, seed, method, aucroc, aucpr,
+        fit_score_seconds).
+    methods : list of str
+        Methods to compare, in order.
+    reference : str
+        The method whose wins and losses against every other are counted.
+
+    Returns
+    -------
+    summary : pandas.DataFrame
+        Indexed by method: mean AUCROC and AUCPR (percent, seed means then
+        dataset means), mean rank by AUCROC over datasets (1 = best, ties
+        averaged), the reference's wins, ties and losses against the method
+        by seed-mean AUCROC, seconds (fit+score, summed) and warnings
+        (summed).
+    """
+    means = results.groupby(["dataset", "method"])[["aucroc", "aucpr"]].mean().unstack()
+    roc, pr = means["aucroc"][methods] * 100, means["aucpr"][methods] * 100
+    ranks = roc.rank(axis=1, ascending=False).mean()
+    totals = results.groupby("method")[["fit_score_seconds"]].sum()
+    if "warnings" in results:
+        totals["warnings"] = results.groupby("method")["warnings"].sum(min_count=1)
+    rows = {}
+    for method in methods:
+        diff = (roc[reference] - roc[method]).round(2)
+        rows[method] = {
+            "AUCROC": roc[method].mean(), "AUCPR": pr[method].mean(), "rank": ranks[method],
+            f"{reference} wins": "" if method == reference else int((diff > 0).sum()),
+            "ties": "" if method == reference else int((diff == 0).sum()),
+            f"{reference} losses": "" if method == reference else int((diff < 0).sum()),
+            "seconds": totals.loc[method, "fit_score_seconds"],
+            "warnings": totals["warnings"].get(method, np.nan) if "warnings" in totals else np.nan,
+        }
+    return pd.DataFrame(rows).T
+
+
+def summary_markdown(summary):
+    """Render :func:`comparison`'s table as markdown.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        Output of :func:`comparison`.
+
+    Returns
+    -------
+    text : str
+    """
+    lines = ["| method | " + " | ".join(summary.columns) + " |",
+             "|---|" + "---:|" * len(summary.columns)]
+    for method, row in summary.iterrows():
+        cells = []
+        for col, value in row.items():
+            if col in ("AUCROC", "AUCPR", "rank"):
+                cells.append(_fmt(value))
+            elif col == "seconds":
+                cells.append(_fmt(value, 1))
+            elif isinstance(value, float) and np.isnan(value):
+                cells.append("")
+            else:
+                cells.append(str(int(value)) if value != "" else "")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def source_revision():
@@ -459,6 +818,8 @@ def report(results, info, published, methods, args, command):
         f"- threads: {args.threads}; seeds: {', '.join(map(str, args.seeds))}; "
         f"datasets: {len(info)} ({n_adbench} ADBench, {len(info) - n_adbench} odds_*)",
         f"- skae parameters overridden: `{json.dumps(args.skae_params)}`",
+        "- warnings: the number of warnings every fit and scoring of the method emitted "
+        "(all seeds and datasets)",
         *([f"- {', '.join(args.reused)}: rows reused from `{args.reuse.name}`, an earlier "
            "run of this script (same protocol, seeds and splits), not rerun here"]
           if getattr(args, "reused", None) else []),
@@ -475,17 +836,21 @@ def report(results, info, published, methods, args, command):
         f"Mean over the {n_adbench} ADBench datasets (percent; a method with NaN "
         "results is averaged over the datasets it scored):",
         "",
-        "| method | AUCROC | AUCPR | datasets scored | fit+score seconds |",
-        "|---|---:|---:|---:|---:|",
+        "| method | AUCROC | AUCPR | datasets scored | fit+score seconds | warnings |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
+    warned = (results.groupby("method")["warnings"].sum(min_count=1) if "warnings" in results
+              else pd.Series(dtype=float))
     for method in methods:
+        count = warned.get(method, np.nan)
         header.append(f"| {method} | {_fmt(roc[method].mean())} | {_fmt(pr[method].mean())} "
                       f"| {int(roc[method].notna().sum())} "
-                      f"| {seconds.get(method, np.nan):.1f} |")
+                      f"| {seconds.get(method, np.nan):.1f} "
+                      f"| {'' if pd.isna(count) else int(count)} |")
     for key, label in (("published_iforest", "published IForest"),
                        ("published_pca", "published PCA")):
         header.append(f"| {label} | {_fmt(roc[key].mean())} | {_fmt(pr[key].mean())} "
-                      f"| {int(roc[key].notna().sum())} | |")
+                      f"| {int(roc[key].notna().sum())} | | |")
     if "iforest" in methods:
         diff = (roc["iforest"] - roc["published_iforest"]).abs()
         if diff.notna().any():
@@ -499,6 +864,11 @@ def report(results, info, published, methods, args, command):
         header += ["", "Non-finite scores (NaN): " + ", ".join(
             f"{r.method}/{r.dataset}/seed {r.seed}" for r in nan_cells.itertuples())]
 
+    if "skae" in methods:
+        rows = results[results["dataset"].isin(info.index[adbench])]
+        header += ["", f"Rank (by AUCROC, 1 = best, over the {n_adbench} ADBench datasets) and "
+                   "skae's wins, ties and losses against each method:", "",
+                   summary_markdown(comparison(rows, list(methods), "skae"))]
     text = "\n".join(header)
     text += "\n\n## AUCROC (percent)\n\n" + to_markdown(tables["aucroc"])
     text += "\n\n## AUCPR (percent)\n\n" + to_markdown(tables["aucpr"]) + "\n"
@@ -512,6 +882,164 @@ def report(results, info, published, methods, args, command):
     if missing:
         print("\nno published value: " + ", ".join(missing))
     return text
+
+
+def per_dataset_markdown(results, info, methods, metric):
+    """Per-dataset table of one metric (percent, seed means), with a mean row.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Long-format rows.
+    info : pandas.DataFrame
+        n, d, ratio per dataset.
+    methods : list of str
+        Method columns, in order.
+    metric : {"aucroc", "aucpr"}
+        Metric to tabulate.
+
+    Returns
+    -------
+    text : str
+    """
+    wide = results.pivot_table(index="dataset", columns="method", values=metric,
+                               aggfunc="mean") * 100
+    table = info.loc[[d for d in info.index if d in wide.index]].copy()
+    for method in methods:
+        table[method] = wide[method]
+    mean = pd.DataFrame({f"mean ({len(table)})": table[methods].mean()}).T
+    return to_markdown(pd.concat([table, mean]))
+
+
+def header_lines(args, command, title):
+    """Common header of the reports: command, date, versions, threads."""
+    return [
+        f"# {title}",
+        "",
+        f"- command: `{command}`",
+        f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
+        f"- versions: torch {torch.__version__}, scikit-learn {sklearn.__version__}, "
+        f"pyod {pyod.__version__ if pyod else 'not installed'}, numpy {np.__version__}, "
+        f"python {sys.version.split()[0]}; skae source {args.revision}",
+        f"- threads: {args.threads}; seeds: {', '.join(map(str, args.seeds))}",
+    ]
+
+
+def cv_report(cv, grid, info, args, command):
+    """Markdown report of the out-of-sample protocol.
+
+    Parameters
+    ----------
+    cv : dict
+        Output of :func:`cross_validate`.
+    grid : dict
+        The candidates.
+    info : pandas.DataFrame
+        n, d, ratio per dataset.
+    args : argparse.Namespace
+        Parsed command line.
+    command : str
+        The command line.
+
+    Returns
+    -------
+    text : str
+    """
+    k = args.cv_folds
+    methods = ["skae (held-out)", "skae (in-sample)", "iforest"]
+    results = pd.concat([cv["held_out"], cv["in_sample"], cv["iforest"]], ignore_index=True)
+    summary = comparison(results, methods, "skae (held-out)")
+    chosen = cv["chosen"]
+    same = len(set(chosen.values())) == 1 and cv["shipped"] in chosen.values()
+    folds = pd.Series(cv["folds"])
+    lines = header_lines(args, command, f"ADBench out-of-sample selection: {args.tag}") + [
+        f"- protocol: ADBench unsupervised (see adbench_full.md); {len(info)} ADBench "
+        f"datasets assigned to {k} folds by a seeded shuffle (seed {FOLD_SEED}); every "
+        f"candidate of `{args.grid.name}` scored with seed {args.seeds[0]}; for each fold "
+        "the candidate with the best mean AUCROC on the other folds is evaluated on the "
+        "held-out fold with every seed",
+        f"- shipped default: `{cv['shipped']}` = `{json.dumps(grid[cv['shipped']])}` "
+        f"(best on all {len(info)} datasets); "
+        + ("every fold chose it" if same else "the folds did not all choose it"),
+        "- seconds are comparable within one run only; cached rows keep the seconds of "
+        "the run that computed them",
+        "",
+        "## Summary (mean over the datasets, percent; seeds "
+        f"{', '.join(map(str, args.seeds))})",
+        "",
+        summary_markdown(summary),
+        "",
+        "`skae (held-out)`: each dataset scored by the candidate its fold's complement "
+        "chose (out of sample). `skae (in-sample)`: the shipped candidate everywhere.",
+        "",
+        "## Folds",
+        "",
+        "| fold | datasets | chosen | its held-out AUCROC | its held-out AUCPR |",
+        "|---:|---|---|---:|---:|",
+    ]
+    held = cv["held_out"].groupby("dataset")[["aucroc", "aucpr"]].mean() * 100
+    for fold, candidate in chosen.items():
+        names = sorted(folds.index[folds == fold], key=str.lower)
+        lines.append(f"| {fold} | {', '.join(names)} | `{candidate}` "
+                     f"| {_fmt(held.loc[names, 'aucroc'].mean())} "
+                     f"| {_fmt(held.loc[names, 'aucpr'].mean())} |")
+    selection = cv["selection"]
+    lines += ["", f"## Candidates (seed {args.seeds[0]} mean AUCROC, percent)", "",
+              "| candidate | parameters | " + " | ".join(selection.columns) + " |",
+              "|---|---|" + "---:|" * len(selection.columns)]
+    for candidate, row in selection.iterrows():
+        lines.append(f"| `{candidate}` | `{json.dumps(grid[candidate])}` | "
+                     + " | ".join(_fmt(v) for v in row) + " |")
+    for metric in METRICS:
+        lines += ["", f"## {metric.upper()} per dataset (percent, seed means)", "",
+                  per_dataset_markdown(results, info, methods, metric)]
+    return "\n".join(lines) + "\n"
+
+
+def novelty_report(results, info, methods, args, command):
+    """Markdown report of the novelty (semi-supervised) protocol.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Long-format rows.
+    info : pandas.DataFrame
+        n, d, ratio per dataset.
+    methods : list of str
+        Methods run; the first is the reference of wins and losses.
+    args : argparse.Namespace
+        Parsed command line.
+    command : str
+        The command line.
+
+    Returns
+    -------
+    text : str
+    """
+    adbench = [d for d in info.index if not d.startswith(ODDS_PREFIX)]
+    rows = results[results["dataset"].isin(adbench)]
+    lines = header_lines(args, command, f"ADBench novelty detection: {args.tag}") + [
+        f"- skae parameters overridden: `{json.dumps(args.skae_params)}`",
+        "- protocol: novelty (semi-supervised): datasets over 10000 rows subsampled to "
+        "10000; training on a random half of the normal samples only; test on the other "
+        "half plus every anomaly; MinMaxScaler fit on train; mean over seeds; see "
+        "`make_novelty_split` in benchmarks/adbench.py",
+        "- methods: skae = AutoencoderAnomalyDetector(random_state=seed); iforest = sklearn "
+        "IsolationForest (defaults); knn = pyod KNN (defaults: 5 neighbours, largest "
+        "distance); pca = pyod PCA(svd_solver='full'); lof = sklearn "
+        "LocalOutlierFactor(novelty=True) (defaults: 20 neighbours)",
+        "- published anchors for this protocol on ADBench's 57 datasets (DTE, Livernoche "
+        "et al., ICLR 2024): DTE-NP 81.49, KNN 80.86, ICL 79.35, IForest 75.75 (other "
+        "datasets; not comparable number for number)",
+        "",
+        f"## Summary over the {len(adbench)} ADBench datasets (percent)",
+        "",
+        summary_markdown(comparison(rows, methods, methods[0])),
+    ]
+    for metric in METRICS:
+        lines += ["", f"## {metric.upper()} per dataset (percent, seed means)", "",
+                  per_dataset_markdown(results, info, methods, metric)]
+    return "\n".join(lines) + "\n"
 
 
 def parse_args(argv=None):
@@ -531,8 +1059,10 @@ def parse_args(argv=None):
                         help="folder of the .npz files (default: $SKAE_DATA/adbench)")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke test: {', '.join(QUICK_DATASETS)}, seed 1")
-    parser.add_argument("--methods", default=",".join(ALL_METHODS),
-                        help="comma-separated subset of " + ",".join(ALL_METHODS))
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated subset of " + ",".join(ALL_METHODS)
+                        + " (default: all but knn,lof; with --mode novelty: "
+                        + ",".join(NOVELTY_METHODS) + ")")
     parser.add_argument("--datasets", default=None,
                         help="comma-separated file stems (default: all)")
     parser.add_argument("--seeds", default=None, help="comma-separated (default: 1,2,3)")
@@ -545,8 +1075,19 @@ def parse_args(argv=None):
                              "(same script, so the same splits), e.g. the slow pyod_ae")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch and BLAS threads (default: 1)")
+    parser.add_argument("--mode", choices=("unsupervised", "novelty"), default="unsupervised",
+                        help="unsupervised: ADBench's protocol (training data with anomalies); "
+                             "novelty: training on half of the normal samples only")
+    parser.add_argument("--cv-folds", type=int, default=None, metavar="K",
+                        help="out-of-sample selection of skae's configuration among --grid "
+                             "by K-fold cross-validation over the ADBench datasets")
+    parser.add_argument("--grid", type=Path, default=DEFAULT_GRID,
+                        help="JSON candidates of --cv-folds (default: adbench_grid.json)")
     args = parser.parse_args(argv)
 
+    if args.methods is None:
+        args.methods = ",".join(NOVELTY_METHODS if args.mode == "novelty"
+                                else ("skae", "skae_vae", "pyod_ae", "iforest", "pca"))
     args.methods = [m for m in args.methods.split(",") if m]
     unknown = set(args.methods) - set(ALL_METHODS)
     if unknown:
@@ -561,6 +1102,12 @@ def parse_args(argv=None):
         args.datasets = list(QUICK_DATASETS)
     if args.tag is None:
         args.tag = "quick" if args.quick else "full"
+        if args.cv_folds:
+            args.tag = f"cv{args.cv_folds}" + ("_quick" if args.quick else "")
+        elif args.mode == "novelty":
+            args.tag = "novelty" + ("_quick" if args.quick else "")
+    if args.cv_folds is not None and args.cv_folds < 2:
+        parser.error("--cv-folds needs at least 2 folds")
     return args
 
 
@@ -597,10 +1144,39 @@ def main(argv=None):
     if absent:
         sys.exit(f"datasets not found in {args.data_dir}: {', '.join(absent)}")
 
-    published = load_published(args.data_dir.parent)
     args.out.mkdir(parents=True, exist_ok=True)
     csv_path = args.out / f"adbench_{args.tag}.csv"
     md_path = args.out / f"adbench_{args.tag}.md"
+    if args.cv_folds:
+        datasets = [d for d in datasets if not d.startswith(ODDS_PREFIX)]
+        grid = load_grid(args.grid)
+        cache_dir = args.out / f"adbench_{args.tag}_cache"
+        cache_dir.mkdir(exist_ok=True)
+        print(f"{len(datasets)} datasets, {len(grid)} candidates, {args.cv_folds} folds",
+              flush=True)
+        with threadpool_limits(limits=args.threads):
+            cv = cross_validate(grid, datasets, args.cv_folds, args.seeds, args.data_dir,
+                                cache_dir)
+        results = pd.concat([cv["held_out"], cv["in_sample"], cv["iforest"]],
+                            ignore_index=True)
+        results.drop(columns="params").to_csv(csv_path, index=False)
+        text = cv_report(cv, grid, dataset_info(datasets, args.data_dir), args, command)
+        md_path.write_text(text)
+        print(text.split("## Folds")[0])
+        print(f"wrote {csv_path} and {md_path}", flush=True)
+        return cv
+    if args.mode == "novelty":
+        print(f"{len(datasets)} datasets, novelty, methods {','.join(methods)}, seeds "
+              f"{','.join(map(str, args.seeds))}", flush=True)
+        with threadpool_limits(limits=args.threads):
+            results, info = run(datasets, methods, args.seeds, args.skae_params,
+                                args.data_dir, csv_path, split=make_novelty_split)
+        text = novelty_report(results, info, methods, args, command)
+        md_path.write_text(text)
+        print(text.split("## AUCROC")[0])
+        print(f"wrote {csv_path} and {md_path}", flush=True)
+        return results
+    published = load_published(args.data_dir.parent)
     print(f"{len(datasets)} datasets, methods {','.join(methods)}, seeds "
           f"{','.join(map(str, args.seeds))}, threads {args.threads}", flush=True)
 
@@ -619,6 +1195,7 @@ def main(argv=None):
     text = report(results, info, published, methods, args, command)
     md_path.write_text(text)
     print(f"\nwrote {csv_path} and {md_path}", flush=True)
+    return results
 
 
 if __name__ == "__main__":

@@ -414,6 +414,29 @@ def _check_variational(spec):
             )
 
 
+#: Widest code ``n_components="auto"`` gives (the detector's).
+AUTO_COMPONENTS = 8
+
+
+def auto_components(n_features):
+    """The code size ``n_components="auto"`` resolves to.
+
+    ``min(8, n_features - 1)``, at least 1: 8 units, or one fewer than the
+    input has features where it has no more than 8, so that the code is a
+    bottleneck (the network cannot pass the input through unchanged).
+
+    Parameters
+    ----------
+    n_features : int
+        Number of input features.
+
+    Returns
+    -------
+    n_components : int
+    """
+    return max(1, min(AUTO_COMPONENTS, int(n_features) - 1))
+
+
 def resolve(params, owner, X, *, incremental=False, Y=None):
     """Resolve validated parameters and the training data into a :class:`Spec`.
 
@@ -436,6 +459,8 @@ def resolve(params, owner, X, *, incremental=False, Y=None):
     spec : Spec
     """
     params = {**_ABSENT, **params}
+    if isinstance(params["n_components"], str) and params["n_components"] == "auto":
+        params["n_components"] = auto_components(X.shape[1])
     hidden = _hidden_sizes(params["hidden_layer_sizes"], owner)
     channels = _hidden_sizes(params["conv_channels"], owner, "conv_channels", empty=False)
     image_shape = _image_shape(params["image_shape"], owner, int(X.shape[1]))

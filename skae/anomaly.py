@@ -28,8 +28,12 @@ class AutoencoderAnomalyDetector(
 
     Parameters
     ----------
-    n_components : int or None, default=8
-        Size of the code (bottleneck).
+    n_components : "auto", int or None, default="auto"
+        Size of the code (bottleneck). ``"auto"`` gives ``min(8, n_features -
+        1)`` (at least 1): 8, or one fewer than the number of features on data
+        with at most 8 features, so that the code stays narrower than the
+        input; it is resolved from the number of features at ``fit``. See
+        the anomaly detection guide for how this default was chosen.
         With ``architecture="conv"`` and ``hidden_layer_sizes=()``, None makes
         the code the last convolutional stage's feature map itself (no dense
         layer; its size is ``channels * height * width`` of that stage,
@@ -58,7 +62,7 @@ class AutoencoderAnomalyDetector(
         shallow autoencoder (one linear map each way). Widths may exceed
         ``n_features`` (overcomplete).
 
-    activation : {"relu", "tanh", "logistic", "sigmoid", "identity", "leaky_relu", "elu", "gelu"}, default="relu"
+    activation : {"relu", "tanh", "logistic", "sigmoid", "identity", "leaky_relu", "elu", "gelu"}, default="tanh"
         Activation of the hidden layers. ``"logistic"`` and ``"sigmoid"`` are
         the same function.
 
@@ -91,10 +95,10 @@ class AutoencoderAnomalyDetector(
         ``n_iter_no_change``), and stops once it falls below 1e-6, as
         ``MLPRegressor`` does for ``solver="sgd"``.
 
-    learning_rate_init : float, default=1e-3
+    learning_rate_init : float, default=3e-3
         Step size of the optimizer.
 
-    max_iter : int, default=20
+    max_iter : int, default=10
         Training budget: the number of epochs (passes over the data) per call
         to ``fit``; ``partial_fit`` runs one epoch. The detector is trained for
         a fixed number of epochs by design: a short training on the trimmed
@@ -410,6 +414,8 @@ class AutoencoderAnomalyDetector(
 
     _parameter_constraints: dict = {
         **_BaseAutoencoder._parameter_constraints,
+        "n_components": [*_BaseAutoencoder._parameter_constraints["n_components"],
+                         StrOptions({"auto"})],
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
         "trim_fraction": [Interval(Real, 0, 1, closed="left")],
     }
@@ -420,12 +426,12 @@ class AutoencoderAnomalyDetector(
 
     def __init__(
         self,
-        n_components=8,
+        n_components="auto",
         *,
         contamination=0.1,
         trim_fraction=0.3,
         hidden_layer_sizes=(64,),
-        activation="relu",
+        activation="tanh",
         latent_activation="identity",
         output_activation="identity",
         loss="mse",
@@ -433,8 +439,8 @@ class AutoencoderAnomalyDetector(
         alpha=0.0,
         batch_size=256,
         learning_rate="constant",
-        learning_rate_init=1e-3,
-        max_iter=20,
+        learning_rate_init=3e-3,
+        max_iter=10,
         shuffle=True,
         random_state=None,
         tol=1e-4,

@@ -150,3 +150,35 @@ def test_predict_never_calls_a_nan_score_an_inlier(blobs, monkeypatch):
     scores = np.array([np.nan, det.offset_ - 1.0, det.offset_ + 1.0, -np.inf])
     monkeypatch.setattr(det, "score_samples", lambda X: scores)
     np.testing.assert_array_equal(det.predict(X[:4]), [-1, -1, 1, -1])
+
+
+@pytest.mark.parametrize("n_features, expected", [(1, 1), (2, 1), (5, 4), (8, 7), (9, 8), (40, 8)])
+def test_auto_code_is_narrower_than_the_input(n_features, expected):
+    """``n_components="auto"`` (the default) resolves to min(8, n_features - 1), at least 1."""
+    import warnings
+
+    X = np.random.RandomState(0).rand(60, n_features)
+    det = AutoencoderAnomalyDetector(max_iter=1, random_state=0)
+    assert det.n_components == "auto"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        det.fit(X)
+    assert det._spec.n_components == expected
+    assert det.module_.encoder[-2].out_features == expected
+    assert det.get_params()["n_components"] == "auto"
+    # a bottleneck narrower than the input emits no warning; one feature cannot have one
+    assert [str(w.message) for w in caught if "identity" in str(w.message)] == (
+        [] if n_features > 1 else [str(caught[0].message)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        explicit = AutoencoderAnomalyDetector(expected, max_iter=1, random_state=0).fit(X)
+    np.testing.assert_array_equal(det.score_samples(X), explicit.score_samples(X))
+
+
+def test_auto_code_is_the_detectors_only():
+    from skae import AutoencoderTransformer
+
+    with pytest.raises(InvalidParameterError, match="n_components"):
+        AutoencoderTransformer(n_components="auto").fit(np.zeros((10, 3)))
+    with pytest.raises(InvalidParameterError, match="n_components"):
+        AutoencoderAnomalyDetector(n_components="wide").fit(np.zeros((10, 3)))

@@ -88,6 +88,8 @@ CASES = {
                                                 output_activation="sigmoid", **MLP),
                      _unit_rows, None),
     "detector-vae": (AutoencoderAnomalyDetector(variational=True, **MLP), _rows, None),
+    "detector-auto-code": (AutoencoderAnomalyDetector(**{**MLP, "n_components": "auto"}),
+                           _rows, None),
     "detector-conv": (AutoencoderAnomalyDetector(n_components=3, hidden_layer_sizes=(), **CONV),
                       _images, None),
     "detector-conv-vae": (AutoencoderAnomalyDetector(n_components=2, variational=True, **CONV),

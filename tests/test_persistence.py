@@ -59,6 +59,7 @@ KINDS = {
         contractive_weight=0.1, noise="masking", noise_level=0.2, early_stopping=True,
         standardize=True, **FAST), X, None),
     "detector": lambda: (AutoencoderAnomalyDetector(3, contamination=0.1, **FAST), X, None),
+    "detector_auto_code": lambda: (AutoencoderAnomalyDetector("auto", **FAST), X[:, :5], None),
     "detector_variational": lambda: (AutoencoderAnomalyDetector(3, **VAE, **FAST), X, None),
     "regressor": lambda: (AutoencoderRegressor(3, standardize=True, **FAST), X, Y),
     "regressor_conv_skip": lambda: (AutoencoderRegressor(
