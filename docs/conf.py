@@ -148,11 +148,13 @@ def _drop_pending_pages(app, docname, source):
 
 def _link_repository_files(app, docname, source):
     """The guides link to repository files for readers of the Markdown; on the
-    site, ``benchmarks/results/NAME.md`` links go to the page that includes it
-    and ``examples/[DIR/]NAME.py`` links to the example's gallery page."""
+    site, ``benchmarks/results/NAME.md`` links go to the page that includes it,
+    ``examples/[DIR/]NAME.py`` links to the example's gallery page, and links
+    to the README (not a page of the site) keep their text only."""
     up = "](" + "../" * docname.count("/")
+    text = re.sub(r"\[([^\]]+)\]\((?:\.\./)+README\.md(?:#[\w-]+)?\)", r"\1", source[0])
     text = re.sub(r"\]\((?:\.\./)+benchmarks/results/(\w+)\.md",
-                  lambda m: f"{up}benchmark_results/{m.group(1)}.md", source[0])
+                  lambda m: f"{up}benchmark_results/{m.group(1)}.md", text)
     source[0] = re.sub(r"\]\((?:\.\./)+examples/([\w/]+)\.py\)",
                        lambda m: f"{up}auto_examples/{m.group(1)}.rst)", text)
 

@@ -45,11 +45,14 @@ def dask_client():
     """A ``distributed.LocalCluster`` of 2 single-threaded worker processes, shared by the session.
 
     Starting workers (each imports torch and skae on its first task) takes
-    seconds, so every Dask test uses this one cluster.
+    seconds, so every Dask test uses this one cluster. The scheduler's HTTP
+    server (it runs even without a dashboard) listens on a free local port:
+    its default, 8787, may be taken by another cluster, and the warning that
+    says so would be an error here.
     """
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-        silence_logs=40,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, silence_logs=40,
     ) as cluster, distributed.Client(cluster) as client:
         yield client

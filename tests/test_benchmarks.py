@@ -178,3 +178,25 @@ def test_adbench_detector_defaults_do_not_regress(tmp_path):
     assert roc.loc["WBC", "skae"] > WBC_FLOOR
     assert roc.loc["wine", "skae"] > WINE_FLOOR
     assert roc["skae"].mean() > roc["iforest"].mean()
+def test_dask_search_benchmark_expected_scaling():
+    """ceil(C*K/N) rounds of fits; the grid's 8 candidates are distinct; the report's table."""
+    import numpy as np
+
+    bench = load("bench_dask_search")
+    assert bench.expected_seconds(24, 1, 2.0) == 48.0
+    assert bench.expected_seconds(24, 8, 2.0) == 6.0
+    assert bench.expected_seconds(24, 5, 2.0) == 10.0  # 5 rounds: 4 full, 1 of 4 fits
+    assert bench.expected_seconds(24, 48, 2.0) == 2.0
+    grid = bench.candidates(8)
+    assert len({tuple(sorted((k, v[0]) for k, v in point.items())) for point in grid}) == 8
+    args = bench.argparse.Namespace(device="cpu", dataset="digits", hidden=32, epochs=1,
+                                    candidates=2, folds=2)
+    scores = np.array([-0.1, -0.2])
+    rows = [dict(name="n_jobs=1, no Dask", workers=1, seconds=4.0, fit=0.9, score=0.1,
+                 overhead=0.0, scores=scores),
+            dict(name="Dask, 2 workers", workers=2, seconds=2.4, fit=1.0, score=0.1,
+                 overhead=0.1, scores=scores, started=1.0, warmed=2.0, threads=[1])]
+    text = bench.report(args, ["--quick"], np.zeros((300, 64)), rows, n_tasks=4)
+    assert "Command: `python benchmarks/bench_dask_search.py --quick`" in text
+    assert "| 2 | 2.4 s | 2.00x |" in text  # ceil(4/2) rounds of 1.2 s
+    assert "rtol 1e-12): yes" in text
