@@ -239,9 +239,11 @@ def report(args, argv, X, rows, n_tasks):
             f"{r['fit']:.3f} s | {r['score']:.3f} s | {r['overhead']:.3f} s | {start} |"
         )
     same = all(np.allclose(r["scores"], rows[0]["scores"], rtol=1e-12, atol=0) for r in rows)
+    gap = max(float(np.max(np.abs(r["scores"] / rows[0]["scores"] - 1))) for r in rows)
     lines += [
         "",
-        f"Test scores of every run equal the baseline's (rtol 1e-12): {'yes' if same else 'NO'}. "
+        f"Test scores of every run equal the baseline's (rtol 1e-12): {'yes' if same else 'NO'} "
+        f"(largest relative difference {gap:.1e}). "
         "Torch threads in the workers: "
         + ", ".join(f"{r['threads']}" for r in dask_rows) + ".",
         "",
