@@ -164,7 +164,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         becomes a checked :class:`skae._blocks.BlockReader`: read block by
         block, never whole.
         """
-        if is_out_of_core(X) and not self._paired:
+        if is_out_of_core(X) and not self._paired:  # paired: see _fit_with_grad
             return self._validate_out_of_core(X, reset), None
         if not self._paired:
             X = validate_data(self, X, accept_sparse=SPARSE_FORMATS,
@@ -198,9 +198,15 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
     def _fit_with_grad(self, X, incremental, Y, sample_weight):
         params = self.get_params(deep=False)  # every parameter is read from here on
         reuse = hasattr(self, "module_") and (incremental or bool(params["warm_start"]))
-        out_of_core = is_out_of_core(X)
+        if self._paired and is_dask_array(X):
+            raise ValueError(
+                f"{type(self).__name__} trains on paired data held in memory; it got a Dask "
+                "array. Load X and y as numpy arrays (or sparse matrices)."
+            )
+        # a memory map of paired data is read into memory, as any array-like
+        out_of_core = is_out_of_core(X) and not self._paired
         if out_of_core:
-            self._check_out_of_core(params, Y, sample_weight)
+            self._check_out_of_core(params, sample_weight)
         X, Y = self._validate_training_data(X, Y, reset=not reuse)
         owner = type(self).__name__
         collective = _distributed.current(params["device"], owner)  # None in a single process
@@ -259,14 +265,9 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
             )
         return X, spec, weights
 
-    def _check_out_of_core(self, params, Y, sample_weight):
+    def _check_out_of_core(self, params, sample_weight):
         """Raise ValueError for what a fit on a Dask or memory-mapped array cannot do."""
         owner = type(self).__name__
-        if self._paired:
-            raise ValueError(
-                f"{owner} trains on paired data held in memory; it got a Dask or "
-                "memory-mapped array. Load X and y as numpy arrays (or sparse matrices)."
-            )
         if sample_weight is not None:
             raise ValueError(
                 f"{owner} does not take sample_weight with a Dask or memory-mapped X (its rows "

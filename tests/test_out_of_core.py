@@ -27,10 +27,10 @@ def data():
     return X
 
 
-def _fit_quietly(est, X):
+def _fit_quietly(est, X, y=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=ConvergenceWarning)
-        return est.fit(X)
+        return est.fit(X) if y is None else est.fit(X, y)
 
 
 KINDS = {
@@ -215,7 +215,7 @@ def test_out_of_core_errors(data):
         skae.AutoencoderTransformer().fit(X_dask, sample_weight=np.ones(len(data)))
     with pytest.raises(ValueError, match="pretraining='greedy'.* Dask or memory-mapped"):
         skae.AutoencoderTransformer(pretraining="greedy", hidden_layer_sizes=(8,)).fit(X_dask)
-    with pytest.raises(ValueError, match="paired data held in memory"):
+    with pytest.raises(ValueError, match="paired data held in memory; it got a Dask array"):
         skae.AutoencoderRegressor().fit(X_dask, data[:, :2])
     unknown = X_dask[X_dask[:, 0] > 0]
     with pytest.raises(ValueError, match="compute_chunk_sizes"):
@@ -254,3 +254,13 @@ def test_dask_is_not_imported_unless_used():
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_regressor_reads_a_memory_map_into_memory(data, tmp_path):
+    """Paired data: a memory-mapped X is read like any array, and fits as the array does."""
+    np.save(tmp_path / "X.npy", data)
+    X_map = np.load(tmp_path / "X.npy", mmap_mode="r")
+    params = dict(n_components=3, max_iter=3, random_state=0)
+    mapped = _fit_quietly(skae.AutoencoderRegressor(**params), X_map[:, :12], data[:, 12:])
+    memory = _fit_quietly(skae.AutoencoderRegressor(**params), data[:, :12], data[:, 12:])
+    assert_array_equal(mapped.predict(data[:, :12]), memory.predict(data[:, :12]))
