@@ -116,6 +116,7 @@ def test_bad_image_parameters_raise_naming_them(digits, params, match):
 
 
 # ------------------------------------------------------ convolutional kind
+@pytest.mark.slow  # seconds of training: run with -m slow
 def test_conv_autoencoder_learns_digits_and_beats_the_mean(digits):
     ae = AutoencoderTransformer(n_components=16, max_iter=60, random_state=0, **CONV).fit(digits)
     err = np.mean((ae.reconstruct(digits) - digits) ** 2)
@@ -191,6 +192,7 @@ def test_conv_denoising_beats_plain_training_on_noisy_inputs(digits):
     assert err_dae < 0.95 * err_plain
 
 
+@pytest.mark.slow  # seconds of training: run with -m slow
 def test_feature_errors_light_up_a_pasted_patch(digits):
     det = AutoencoderAnomalyDetector(n_components=16, max_iter=60, random_state=0,
                                      **CONV).fit(digits)
@@ -214,6 +216,7 @@ def _colour(gray):
     return np.stack([gray, gray ** 2, 1.0 - gray], axis=-1).reshape(gray.shape[0], -1)
 
 
+@pytest.mark.slow  # seconds of training: run with -m slow
 def test_regressor_maps_gray_to_colour_of_another_width(digits):
     gray = digits.reshape(-1, 8, 8)
     Y = _colour(gray)
@@ -362,6 +365,7 @@ def test_quantization_error_is_at_most_half_a_step():
     assert (clipped >= low - 1e-12).all() and (clipped <= high + 1e-12).all()
 
 
+@pytest.mark.slow  # seconds of training: run with -m slow
 def test_compress_to_bytes_and_back(digits):
     ae = AutoencoderTransformer(n_components=12, max_iter=40, random_state=0, **CONV).fit(digits)
     Z = ae.transform(digits)

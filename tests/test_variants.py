@@ -133,6 +133,7 @@ def test_identity_warning_for_unregularized_overcomplete(small_X):
         AutoencoderTransformer(5, max_iter=1).fit(small_X)
 
 
+@pytest.mark.slow  # seconds of training: run with -m slow
 def test_greedy_pretraining_helps_a_deep_sigmoid_network(digits):
     X_train = digits[0]
     params = dict(hidden_layer_sizes=(64, 48, 32, 24), activation="sigmoid",

@@ -141,6 +141,7 @@ def test_score_samples_is_the_importance_weighted_estimate(fitted_bernoulli, dig
     assert model.score(X) == pytest.approx(expected.mean(), rel=1e-9)
 
 
+@pytest.mark.slow  # seconds of training: run with -m slow
 def test_importance_weighted_estimate_bounds_the_elbo_and_grows_with_k(fitted_bernoulli, digits):
     X = digits[1]
     net = fitted_bernoulli.module_
@@ -189,6 +190,7 @@ def standardized_digits(digits):
     return scaler.transform(digits[0]), scaler.transform(digits[1])
 
 
+@pytest.mark.slow  # seconds of training: run with -m slow
 def test_linear_vae_is_probabilistic_pca(standardized_digits):
     X_train, X_test = standardized_digits
     k = 10
