@@ -18,6 +18,7 @@ def load(name):
     return module
 
 
+@pytest.mark.slow  # seconds of timing loops: run with -m slow
 def test_speed_benchmark_quick_mode_reports_a_ratio(capsys):
     results = load("bench_speed").main(["--quick"])
     ratio = results[256]["skae"]

@@ -43,6 +43,7 @@ def test_linear_autoencoder_matches_pca(digits, k):
     assert ae_err <= 1.02 * pca_err, (ae_err, pca_err)
 
 
+@pytest.mark.slow  # seconds of training: run with -m slow
 def test_deep_autoencoder_beats_pca_on_nonlinear_data(digits):
     X_train, X_test, _, _ = digits
     k = 4

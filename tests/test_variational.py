@@ -429,6 +429,7 @@ def test_pickle_round_trip_keeps_scores_and_samples(fitted_bernoulli, digits):
     assert clone.module_.encoder[-1].source is clone.module_.posterior
 
 
+@pytest.mark.slow  # seconds of training: run with -m slow
 def test_grid_search_selects_by_held_out_likelihood():
     # data from a linear Gaussian model with a 3-dimensional code
     rng = np.random.RandomState(0)
