@@ -17,8 +17,8 @@ Protocol
   of a process that only reads the whole map once (``X.sum()``): what
   any pass through the mapped pages costs without skae's block reading.
 * Models: ``AutoencoderAnomalyDetector`` (``standardize=True``: one pass to
-  check the values, three for the column statistics, one epoch, one pass
-  scoring every row for the threshold) and ``AutoencoderTransformer``
+  check the values, two for the column statistics (three when the recorded
+  run was made), one epoch, one pass scoring every row for the threshold) and ``AutoencoderTransformer``
   (``standardize=False``; one epoch, then every row's code for
   ``code_range_``), ``hidden_layer_sizes=(64,)``, ``n_components=8``, batch
   1 024, on the CPU.

@@ -156,7 +156,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         with torch.inference_mode(False), torch.enable_grad():
             return self._fit_with_grad(X, incremental, Y, sample_weight)
 
-    def _validate_training_data(self, X, Y, reset):
+    def _validate_training_data(self, X, Y, reset, out_of_core=False):
         """``(X, Y)`` validated; ``Y`` 2-D in X's dtype, or None for an autoencoder.
 
         A sparse ``X`` stays sparse, as canonical CSR (see ``_data.as_csr``);
@@ -164,7 +164,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         becomes a checked :class:`skae._blocks.BlockReader`: read block by
         block, never whole.
         """
-        if is_out_of_core(X) and not self._paired:  # paired: see _fit_with_grad
+        if out_of_core:  # see _fit_with_grad
             return self._validate_out_of_core(X, reset), None
         if not self._paired:
             X = validate_data(self, X, accept_sparse=SPARSE_FORMATS,
@@ -207,7 +207,7 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
         out_of_core = is_out_of_core(X) and not self._paired
         if out_of_core:
             self._check_out_of_core(params, sample_weight)
-        X, Y = self._validate_training_data(X, Y, reset=not reuse)
+        X, Y = self._validate_training_data(X, Y, reset=not reuse, out_of_core=out_of_core)
         owner = type(self).__name__
         collective = _distributed.current(params["device"], owner)  # None in a single process
         if collective is not None:

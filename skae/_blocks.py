@@ -44,7 +44,7 @@ def _float_dtype(dtype, owner):
     dtype = np.dtype(dtype)
     if dtype == np.float32 or dtype == np.float64:
         return dtype
-    if dtype.kind in "biu" or dtype.kind == "f":
+    if dtype.kind in "biuf":
         return np.dtype(np.float64)
     raise ValueError(f"{owner} needs numeric input; got a Dask or memory-mapped array of dtype "
                      f"{dtype}.")

@@ -84,6 +84,22 @@ def _column_extremes(X):
     return low, high
 
 
+def _column_peak(X):
+    """Each column's largest magnitude, float64; 1 where a column is all zeros.
+
+    From the column extremes a sparse matrix or a checked
+    :class:`skae._blocks.BlockReader` already gives (no pass over the rows),
+    else from a pass over the rows, chunk by chunk.
+    """
+    if sp.issparse(X) or isinstance(X, BlockReader):
+        low, high = _column_extremes(X) if sp.issparse(X) else X.column_extremes()
+        return np.maximum(np.abs(low), np.abs(high))
+    peak = np.zeros(X.shape[1])
+    for a, b in iter_chunks(*X.shape):
+        peak = np.maximum(peak, np.abs(np.asarray(X[a:b], dtype=np.float64)).max(0))
+    return peak
+
+
 def _local(values, op):
     """The reduction of a single process: the values themselves."""
     return values
@@ -105,8 +121,7 @@ def _sparse_standardization(X, weights=None, reduce=_local):
         The number of rows (over every rank, with ``reduce``).
     """
     n, d = X.shape
-    low, high = _column_extremes(X)
-    peak = reduce(np.maximum(np.abs(low), np.abs(high)), "max")
+    peak = reduce(_column_peak(X), "max")
     peak[peak == 0] = 1.0
 
     def entry_weights(a, b):  # the weight of the row of each stored entry a..b
@@ -172,12 +187,8 @@ def standardization(X, owner, weights=None, reduce=None):
         scale = np.where(constant, 1.0, np.sqrt(var) * peak)
         return mean * peak, scale
     n, d = X.shape
-    peak = np.zeros(d)
     total = np.zeros(d)
-    for a, b in iter_chunks(n, d):
-        chunk = np.asarray(X[a:b], dtype=np.float64)
-        peak = np.maximum(peak, np.abs(chunk).max(0))
-    peak = reduce(peak, "max")
+    peak = reduce(_column_peak(X), "max")
     peak[peak == 0] = 1.0
     w = None if weights is None else weights[:, None]
     total_weight = n if weights is None else weights.sum()

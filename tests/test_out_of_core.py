@@ -173,6 +173,12 @@ def test_memmap_fit_reads_blocks_and_equals_in_memory(data, tmp_path, monkeypatc
     assert np.bincount(reads, minlength=n_blocks).max() <= 6
     assert len(reads) >= n_blocks * 6 - 3 * 4
     assert shuffled.loss_curve_[-1] < shuffled.loss_curve_[0]
+    reads.clear()
+    _fit_quietly(skae.AutoencoderAnomalyDetector(n_components=3, max_iter=1, standardize=True,
+                                                 batch_size=32, random_state=0), X_map)
+    # check (which finds each column's range, so its largest magnitude), mean, variance,
+    # 1 epoch, scores for the threshold: each block at most once per pass
+    assert np.bincount(reads, minlength=n_blocks).max() <= 5
 
 
 def test_window_order_visits_each_row_once():

@@ -44,8 +44,9 @@ X_disk.flush()
 del X_disk
 
 # %%
-# Fit on the memory map: one pass checks the values, three compute the
-# standardization, then each epoch reads the blocks in shuffled windows.
+# Fit on the memory map: one pass checks the values (and finds each column's
+# range), two compute the standardization, then each epoch reads the blocks
+# in shuffled windows.
 X = np.load(path, mmap_mode="r")
 detector = AutoencoderAnomalyDetector(n_components=4, hidden_layer_sizes=(32,), max_iter=2,
                                       batch_size=512, contamination=0.01, random_state=0)
