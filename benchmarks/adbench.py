@@ -669,21 +669,16 @@ def summary_markdown(summary):
     -------
     text : str
     """
-    lines = ["| method | " + " | ".join(summary.columns) + " |",
-             "|---|" + "---:|" * len(summary.columns)]
-    for method, row in summary.iterrows():
-        cells = []
-        for col, value in row.items():
-            if col in ("AUCROC", "AUCPR", "rank"):
-                cells.append(_fmt(value))
-            elif col == "seconds":
-                cells.append(_fmt(value, 1))
-            elif isinstance(value, float) and np.isnan(value):
-                cells.append("")
-            else:
-                cells.append(str(int(value)) if value != "" else "")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    def cell(col, value):
+        if col in ("AUCROC", "AUCPR", "rank"):
+            return _fmt(value)
+        if col == "seconds":
+            return _fmt(value, 1)
+        if isinstance(value, float) and np.isnan(value):
+            return ""
+        return str(int(value)) if value != "" else ""
+
+    return _markdown_table("method", summary, cell)
 
 
 def source_revision():
@@ -756,21 +751,37 @@ def to_markdown(table):
     -------
     text : str
     """
+    def cell(col, value):
+        if col in ("n", "d"):
+            return "" if pd.isna(value) else str(int(value))
+        return _fmt(value, 3) if col == "ratio" else _fmt(value)
+
+    return _markdown_table("dataset", table, cell,
+                           label=lambda name: f"**{name}**" if name.startswith("mean") else name)
+
+
+def _markdown_table(first, table, cell, label=str):
+    """A markdown table of ``table``: a first column ``first`` of labelled index values.
+
+    Parameters
+    ----------
+    first : str
+        Header of the first column.
+    table : pandas.DataFrame
+    cell : callable
+        ``cell(column, value) -> str``.
+    label : callable, default=str
+        ``label(index_value) -> str``, the first column's text.
+
+    Returns
+    -------
+    text : str
+    """
     cols = list(table.columns)
-    lines = ["| dataset | " + " | ".join(cols) + " |",
-             "|---|" + "---:|" * len(cols)]
+    lines = [f"| {first} | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for name, row in table.iterrows():
-        cells = []
-        for col in cols:
-            if col in ("n", "d"):
-                cells.append("" if pd.isna(row[col]) else str(int(row[col])))
-            elif col == "ratio":
-                cells.append(_fmt(row[col], 3))
-            else:
-                cells.append(_fmt(row[col]))
-        bold = name.startswith("mean")
-        label = f"**{name}**" if bold else name
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        cells = [cell(col, row[col]) for col in cols]
+        lines.append(f"| {label(name)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
