@@ -138,6 +138,7 @@ ALL_METHODS = ("skae", "skae_vae", "pyod_ae", "iforest", "pca", "knn", "lof")
 PYOD_METHODS = ("pyod_ae", "pca", "knn")
 NOVELTY_METHODS = ("skae", "iforest", "knn", "pca", "lof")
 DEFAULT_GRID = Path(__file__).resolve().parent / "adbench_grid.json"
+NOVELTY_GRID = Path(__file__).resolve().parent / "adbench_grid_novelty.json"
 FOLD_SEED = 0
 DEFAULT_SEEDS = (1, 2, 3)
 QUICK_DATASETS = ("WBC", "vertebral")
@@ -498,7 +499,8 @@ def load_grid(path):
     return {name: params for name, params in grid.items() if not name.startswith("_")}
 
 
-def cached_results(candidate, method, params, datasets, seeds, data_dir, cache_dir):
+def cached_results(candidate, method, params, datasets, seeds, data_dir, cache_dir,
+                   split=make_split):
     """Results of one candidate, computing only the rows its cache lacks.
 
     Parameters
@@ -519,6 +521,9 @@ def cached_results(candidate, method, params, datasets, seeds, data_dir, cache_d
         Folder of the ``.npz`` files.
     cache_dir : pathlib.Path
         Folder of the cached CSVs.
+    split : callable, default=make_split
+        :func:`make_split` or :func:`make_novelty_split` (one cache folder
+        per protocol).
 
     Returns
     -------
@@ -538,7 +543,7 @@ def cached_results(candidate, method, params, datasets, seeds, data_dir, cache_d
     for name in dict.fromkeys(d for d, _ in todo):
         X, y = load_dataset(data_dir / f"{name}.npz")
         for seed in [s for d, s in todo if d == name]:
-            rows.append({**run_one(name, X, y, seed, method, params, make_split), "params": key})
+            rows.append({**run_one(name, X, y, seed, method, params, split), "params": key})
         cached = pd.concat([cached, pd.DataFrame(rows)], ignore_index=True)
         rows = []
         cached.to_csv(path, index=False)
@@ -548,7 +553,8 @@ def cached_results(candidate, method, params, datasets, seeds, data_dir, cache_d
     return cached[keep].assign(method=candidate)
 
 
-def cross_validate(grid, datasets, n_folds, seeds, data_dir, cache_dir):
+def cross_validate(grid, datasets, n_folds, seeds, data_dir, cache_dir, split=make_split,
+                   peers=("iforest",)):
     """Choose a configuration by cross-validation over datasets.
 
     Every candidate is scored on every dataset with the first seed. For each
@@ -572,6 +578,10 @@ def cross_validate(grid, datasets, n_folds, seeds, data_dir, cache_dir):
         Folder of the ``.npz`` files.
     cache_dir : pathlib.Path
         Folder of the per-candidate cached CSVs.
+    split : callable, default=make_split
+        The protocol: :func:`make_split` or :func:`make_novelty_split`.
+    peers : sequence of str, default=("iforest",)
+        Other methods scored on the same splits with every seed.
 
     Returns
     -------
@@ -582,13 +592,14 @@ def cross_validate(grid, datasets, n_folds, seeds, data_dir, cache_dir):
         chosen on all datasets), ``held_out`` (long-format rows, all seeds, of
         each dataset's held-out candidate, method ``"skae (held-out)"``),
         ``in_sample`` (the rows of the shipped candidate, method
-        ``"skae (in-sample)"``) and ``iforest`` (IsolationForest's rows).
+        ``"skae (in-sample)"``) and ``peers`` (the peers' rows, in their order).
     """
     folds = assign_folds(datasets, n_folds)
     first = [seeds[0]]
     scores = {}
     for candidate, params in grid.items():
-        rows = cached_results(candidate, "skae", params, datasets, first, data_dir, cache_dir)
+        rows = cached_results(candidate, "skae", params, datasets, first, data_dir, cache_dir,
+                              split)
         scores[candidate] = rows.set_index("dataset")["aucroc"]
         print(f"  {candidate}: seed-{first[0]} mean AUCROC {scores[candidate].mean() * 100:.2f}",
               flush=True)
@@ -605,14 +616,15 @@ def cross_validate(grid, datasets, n_folds, seeds, data_dir, cache_dir):
     for fold, candidate in chosen.items():
         names = list(fold_of.index[fold_of == fold])
         held_out.append(cached_results(candidate, "skae", grid[candidate], names, seeds,
-                                       data_dir, cache_dir))
+                                       data_dir, cache_dir, split))
     held_out = pd.concat(held_out, ignore_index=True).assign(method="skae (held-out)")
     in_sample = cached_results(shipped, "skae", grid[shipped], datasets, seeds, data_dir,
-                               cache_dir).assign(method="skae (in-sample)")
-    iforest = cached_results("iforest", "iforest", {}, datasets, seeds, data_dir, cache_dir)
+                               cache_dir, split).assign(method="skae (in-sample)")
+    peer_rows = pd.concat([cached_results(peer, peer, {}, datasets, seeds, data_dir, cache_dir,
+                                          split) for peer in peers], ignore_index=True)
     return {"folds": folds, "selection": pd.DataFrame(selection), "chosen": chosen,
             "shipped": shipped, "held_out": held_out, "in_sample": in_sample,
-            "iforest": iforest}
+            "peers": peer_rows, "peer_names": list(peers)}
 
 
 def comparison(results, methods, reference):
@@ -957,14 +969,17 @@ def cv_report(cv, grid, info, args, command):
     text : str
     """
     k = args.cv_folds
-    methods = ["skae (held-out)", "skae (in-sample)", "iforest"]
-    results = pd.concat([cv["held_out"], cv["in_sample"], cv["iforest"]], ignore_index=True)
+    methods = ["skae (held-out)", "skae (in-sample)", *cv["peer_names"]]
+    results = pd.concat([cv["held_out"], cv["in_sample"], cv["peers"]], ignore_index=True)
+    protocol = ("ADBench unsupervised (see adbench_full.md)" if args.mode == "unsupervised"
+                else NOVELTY_PROTOCOL)
     summary = comparison(results, methods, "skae (held-out)")
     chosen = cv["chosen"]
     same = len(set(chosen.values())) == 1 and cv["shipped"] in chosen.values()
     folds = pd.Series(cv["folds"])
-    lines = header_lines(args, command, f"ADBench out-of-sample selection: {args.tag}") + [
-        f"- protocol: ADBench unsupervised (see adbench_full.md); {len(info)} ADBench "
+    title = "ADBench out-of-sample selection" + (" (novelty)" if args.mode == "novelty" else "")
+    lines = header_lines(args, command, f"{title}: {args.tag}") + [
+        f"- protocol: {protocol}; {len(info)} ADBench "
         f"datasets assigned to {k} folds by a seeded shuffle (seed {FOLD_SEED}); every "
         f"candidate of `{args.grid.name}` scored with seed {args.seeds[0]}; for each fold "
         "the candidate with the best mean AUCROC on the other folds is evaluated on the "
@@ -972,6 +987,8 @@ def cv_report(cv, grid, info, args, command):
         f"- shipped default: `{cv['shipped']}` = `{json.dumps(grid[cv['shipped']])}` "
         f"(best on all {len(info)} datasets); "
         + ("every fold chose it" if same else "the folds did not all choose it"),
+        *([f"- peers: {NOVELTY_PEERS}", f"- {NOVELTY_ANCHORS}"] if args.mode == "novelty"
+          else []),
         "- seconds are comparable within one run only; cached rows keep the seconds of "
         "the run that computed them",
         "",
@@ -1007,6 +1024,21 @@ def cv_report(cv, grid, info, args, command):
     return "\n".join(lines) + "\n"
 
 
+NOVELTY_PROTOCOL = (
+    "novelty (semi-supervised): datasets over 10000 rows subsampled to 10000; training on a "
+    "random half of the normal samples only; test on the other half plus every anomaly; "
+    "MinMaxScaler fit on train; mean over seeds; see `make_novelty_split` in "
+    "benchmarks/adbench.py")
+NOVELTY_PEERS = (
+    "iforest = sklearn IsolationForest (defaults); knn = pyod KNN (defaults: 5 neighbours, "
+    "largest distance); pca = pyod PCA(svd_solver='full'); lof = sklearn "
+    "LocalOutlierFactor(novelty=True) (defaults: 20 neighbours)")
+NOVELTY_ANCHORS = (
+    "published anchors for this protocol on ADBench's 57 datasets (DTE, Livernoche et al., "
+    "ICLR 2024): DTE-NP 81.49, KNN 80.86, ICL 79.35, IForest 75.75 (other datasets; not "
+    "comparable number for number)")
+
+
 def novelty_report(results, info, methods, args, command):
     """Markdown report of the novelty (semi-supervised) protocol.
 
@@ -1031,17 +1063,9 @@ def novelty_report(results, info, methods, args, command):
     rows = results[results["dataset"].isin(adbench)]
     lines = header_lines(args, command, f"ADBench novelty detection: {args.tag}") + [
         f"- skae parameters overridden: `{json.dumps(args.skae_params)}`",
-        "- protocol: novelty (semi-supervised): datasets over 10000 rows subsampled to "
-        "10000; training on a random half of the normal samples only; test on the other "
-        "half plus every anomaly; MinMaxScaler fit on train; mean over seeds; see "
-        "`make_novelty_split` in benchmarks/adbench.py",
-        "- methods: skae = AutoencoderAnomalyDetector(random_state=seed); iforest = sklearn "
-        "IsolationForest (defaults); knn = pyod KNN (defaults: 5 neighbours, largest "
-        "distance); pca = pyod PCA(svd_solver='full'); lof = sklearn "
-        "LocalOutlierFactor(novelty=True) (defaults: 20 neighbours)",
-        "- published anchors for this protocol on ADBench's 57 datasets (DTE, Livernoche "
-        "et al., ICLR 2024): DTE-NP 81.49, KNN 80.86, ICL 79.35, IForest 75.75 (other "
-        "datasets; not comparable number for number)",
+        f"- protocol: {NOVELTY_PROTOCOL}",
+        f"- methods: skae = AutoencoderAnomalyDetector(random_state=seed); {NOVELTY_PEERS}",
+        f"- {NOVELTY_ANCHORS}",
         "",
         f"## Summary over the {len(adbench)} ADBench datasets (percent)",
         "",
@@ -1092,8 +1116,9 @@ def parse_args(argv=None):
     parser.add_argument("--cv-folds", type=int, default=None, metavar="K",
                         help="out-of-sample selection of skae's configuration among --grid "
                              "by K-fold cross-validation over the ADBench datasets")
-    parser.add_argument("--grid", type=Path, default=DEFAULT_GRID,
-                        help="JSON candidates of --cv-folds (default: adbench_grid.json)")
+    parser.add_argument("--grid", type=Path, default=None,
+                        help="JSON candidates of --cv-folds (default: adbench_grid.json; "
+                             "with --mode novelty: adbench_grid_novelty.json)")
     args = parser.parse_args(argv)
 
     if args.methods is None:
@@ -1114,9 +1139,12 @@ def parse_args(argv=None):
     if args.tag is None:
         args.tag = "quick" if args.quick else "full"
         if args.cv_folds:
-            args.tag = f"cv{args.cv_folds}" + ("_quick" if args.quick else "")
+            args.tag = (("novelty_" if args.mode == "novelty" else "") + f"cv{args.cv_folds}"
+                        + ("_quick" if args.quick else ""))
         elif args.mode == "novelty":
             args.tag = "novelty" + ("_quick" if args.quick else "")
+    if args.grid is None:
+        args.grid = NOVELTY_GRID if args.mode == "novelty" else DEFAULT_GRID
     if args.cv_folds is not None and args.cv_folds < 2:
         parser.error("--cv-folds needs at least 2 folds")
     return args
@@ -1165,10 +1193,13 @@ def main(argv=None):
         cache_dir.mkdir(exist_ok=True)
         print(f"{len(datasets)} datasets, {len(grid)} candidates, {args.cv_folds} folds",
               flush=True)
+        novelty = args.mode == "novelty"
+        peers = [m for m in methods if m != "skae"] if novelty else ["iforest"]
         with threadpool_limits(limits=args.threads):
             cv = cross_validate(grid, datasets, args.cv_folds, args.seeds, args.data_dir,
-                                cache_dir)
-        results = pd.concat([cv["held_out"], cv["in_sample"], cv["iforest"]],
+                                cache_dir, split=make_novelty_split if novelty else make_split,
+                                peers=peers)
+        results = pd.concat([cv["held_out"], cv["in_sample"], cv["peers"]],
                             ignore_index=True)
         results.drop(columns="params").to_csv(csv_path, index=False)
         text = cv_report(cv, grid, dataset_info(datasets, args.data_dir), args, command)

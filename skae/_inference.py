@@ -159,7 +159,7 @@ def transform(net, X, parts, n_out, width, owner):
     return out
 
 
-def reconstruction_errors(net, X, loss, width, per_feature):
+def reconstruction_errors(net, X, loss, width, per_feature, scale=None):
     """Reconstruction error of every sample (or element) of ``X``, in chunks.
 
     Errors are measured in the units the network trains in (standard
@@ -177,6 +177,9 @@ def reconstruction_errors(net, X, loss, width, per_feature):
         Widest layer, to size the chunks.
     per_feature : bool
         Return elementwise errors instead of their mean over features.
+    scale : ndarray of shape (n_features,) or None, default=None
+        Divide each feature's errors by its entry (relative errors), before
+        the mean over features.
 
     Returns
     -------
@@ -187,6 +190,10 @@ def reconstruction_errors(net, X, loss, width, per_feature):
     core = Forward(net.inference_steps(("core",)), dtype)
     shape = X.shape if per_feature else X.shape[:1]
     out = np.empty(shape, dtype=X.dtype)
+    if scale is not None:  # its reciprocal in X's dtype (inf where the division overflows)
+        with np.errstate(over="ignore"):
+            inverse = torch.from_numpy((1.0 / np.asarray(scale, np.float64)).astype(X.dtype))
+        inverse = inverse.to(device)
     with torch.inference_mode():
         for a, b in iter_chunks(X.shape[0], width):
             xb = as_tensor(dense_rows(X, a, b), device, dtype)
@@ -194,11 +201,43 @@ def reconstruction_errors(net, X, loss, width, per_feature):
             xs = standardize(xb)
             # in X's dtype: an error beyond it is inf, which the rule below keeps
             errors = elementwise_error(core(xs), xs, loss)
+            if scale is not None:
+                errors = errors * inverse
             if not per_feature:
                 errors = errors.mean(1)
             errors = errors.nan_to_num(nan=torch.inf, posinf=torch.inf).to(dtype)
             out[a:b] = errors.cpu().numpy()
     return out
+
+
+def feature_error_sums(net, X, loss, width, weights=None):
+    """Weighted sum over the samples of each feature's reconstruction error.
+
+    In float64, in chunks, without holding every sample's errors at once. An
+    error beyond X's dtype counts as the dtype's largest value.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+    X : ndarray of shape (n_samples, n_features)
+        Validated input.
+    loss : {"mse", "bce"}
+    width : int
+        Widest layer, to size the chunks.
+    weights : ndarray of shape (n_samples,) or None, default=None
+        Sample weights; None weights every sample 1.
+
+    Returns
+    -------
+    sums : ndarray of shape (n_features,), float64
+    """
+    largest = float(np.finfo(X.dtype).max)
+    sums = np.zeros(X.shape[1], dtype=np.float64)
+    for a, b in iter_chunks(X.shape[0], width):
+        errors = reconstruction_errors(net, dense_rows(X, a, b), loss, width, per_feature=True)
+        errors = np.minimum(errors.astype(np.float64), largest)
+        sums += errors.sum(0) if weights is None else weights[a:b] @ errors
+    return sums
 
 
 # ------------------------------------------------------------- variational

@@ -282,6 +282,11 @@ def _errors(g, x, est):
         log_q = g.op("Max", g.op("Log", g.op("Sub", g.scalar(1.0), p)), floor)
         one_minus = g.op("Sub", g.scalar(1.0), xs)
         err = g.op("Neg", g.op("Add", g.op("Mul", xs, log_p), g.op("Mul", one_minus, log_q)))
+    scale = getattr(est, "feature_error_scale_", None)
+    if scale is not None:  # relative errors, as the estimator computes them
+        with np.errstate(over="ignore"):
+            inverse = (1.0 / np.asarray(scale, np.float64)).astype(np.float32)
+        err = g.op("Mul", err, g.const(inverse.reshape(1, -1), "inverse_feature_error_scale"))
     return err
 
 

@@ -9,6 +9,7 @@ from sklearn.model_selection import GridSearchCV, PredefinedSplit
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
+import skae._inference
 from skae import AutoencoderAnomalyDetector
 from skae._compat import InvalidParameterError
 
@@ -182,3 +183,94 @@ def test_auto_code_is_the_detectors_only():
         AutoencoderTransformer(n_components="auto").fit(np.zeros((10, 3)))
     with pytest.raises(InvalidParameterError, match="n_components"):
         AutoencoderAnomalyDetector(n_components="wide").fit(np.zeros((10, 3)))
+
+
+# ----------------------------------------------------------- relative errors
+def _plane_and_noise(n=300, seed=0):
+    """Five features on a 2-D plane (well reconstructed) and one of pure noise."""
+    basis = np.random.RandomState(42).normal(size=(2, 5))
+    rng = np.random.RandomState(seed)
+    plane = rng.normal(size=(n, 2)) @ basis + 0.05 * rng.normal(size=(n, 5))
+    return np.c_[plane, rng.normal(size=(n, 1))]
+
+
+RELATIVE = dict(n_components=2, max_iter=20, trim_fraction=0.0, random_state=0)
+
+
+def test_relative_errors_are_errors_over_each_features_training_mean():
+    X = _plane_and_noise()
+    plain = AutoencoderAnomalyDetector(**RELATIVE).fit(X)
+    relative = AutoencoderAnomalyDetector(relative_errors=True, **RELATIVE).fit(X)
+    assert plain.feature_error_scale_ is None
+    # the same training; the scale is each feature's mean training error
+    np.testing.assert_array_equal(relative.reconstruct(X), plain.reconstruct(X))
+    raw = plain.feature_errors(X)
+    np.testing.assert_allclose(relative.feature_error_scale_, raw.mean(0), rtol=1e-12)
+    assert relative.feature_error_scale_[-1] > 10 * relative.feature_error_scale_[:5].max()
+    errors = relative.feature_errors(X)
+    np.testing.assert_allclose(errors, raw / raw.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(errors.mean(1), -relative.score_samples(X), rtol=1e-12)
+    np.testing.assert_allclose(relative.decision_function(X),
+                               relative.score_samples(X) - relative.offset_)
+    assert relative.offset_ == pytest.approx(np.percentile(relative.score_samples(X), 10))
+
+
+def test_relative_errors_find_a_shift_in_a_well_reconstructed_feature():
+    """The noisy feature dominates the plain error and hides a shift elsewhere."""
+    X = _plane_and_noise()
+    test = _plane_and_noise(200, seed=1)
+    test[:100, 0] += 0.5  # off the plane in one feature
+    y = np.r_[np.ones(100), np.zeros(100)]
+    plain = AutoencoderAnomalyDetector(**RELATIVE).fit(X)
+    relative = AutoencoderAnomalyDetector(relative_errors=True, **RELATIVE).fit(X)
+    assert roc_auc_score(y, -plain.score_samples(test)) < 0.75  # 0.70
+    assert roc_auc_score(y, -relative.score_samples(test)) > 0.85  # 0.90
+
+
+def test_relative_errors_are_finite_for_a_perfectly_reconstructed_feature(monkeypatch):
+    """A feature without training error is divided by the floor, not by 0."""
+    X = _plane_and_noise(200)
+    sums = skae._inference.feature_error_sums
+
+    def exact_in_feature_2(*args, **kwargs):  # as if feature 2 were reconstructed exactly
+        return sums(*args, **kwargs) * (np.arange(X.shape[1]) != 2)
+
+    monkeypatch.setattr(skae._inference, "feature_error_sums", exact_in_feature_2)
+    det = AutoencoderAnomalyDetector(relative_errors=True, **RELATIVE).fit(X)
+    scale = det.feature_error_scale_
+    assert scale[2] == 1e-6 * np.mean(np.where(np.arange(X.shape[1]) == 2, 0, scale))
+    errors = det.feature_errors(X)
+    assert np.isfinite(errors).all() and errors[:, 2].mean() > 1e3
+    assert np.isfinite(det.score_samples(X)).all() and np.isfinite(det.offset_)
+
+
+def test_relative_errors_follow_the_last_training_call():
+    X = _plane_and_noise()
+    det = AutoencoderAnomalyDetector(relative_errors=True, **RELATIVE).fit(X)
+    det.partial_fit(2 * X[:300])
+    np.testing.assert_allclose(
+        det.feature_errors(2 * X[:300]).mean(0), np.ones(X.shape[1]), rtol=1e-10)
+    det.set_params(relative_errors=False).fit(X)
+    assert det.feature_error_scale_ is None
+
+
+def test_relative_errors_need_a_non_variational_model():
+    X = _plane_and_noise(100)
+    det = AutoencoderAnomalyDetector(relative_errors=True, **RELATIVE).fit(X)
+    before = pickle.dumps(det)
+    det.set_params(variational=True)
+    with pytest.raises(ValueError, match="relative_errors=True needs variational=False"):
+        det.fit(X)
+    assert pickle.dumps(det.set_params(variational=False)) == before  # left as it was
+
+
+def test_relative_errors_scale_is_the_weighted_mean_training_error():
+    X = _plane_and_noise(100)
+    w = np.random.RandomState(0).rand(100) * 3
+    plain = AutoencoderAnomalyDetector(**RELATIVE).fit(X, sample_weight=w)
+    relative = AutoencoderAnomalyDetector(relative_errors=True, **RELATIVE).fit(
+        X, sample_weight=w)
+    raw = plain.feature_errors(X)
+    np.testing.assert_allclose(relative.feature_error_scale_, np.average(raw, axis=0, weights=w),
+                               rtol=1e-12)
+    assert not np.allclose(relative.feature_error_scale_, raw.mean(0), rtol=1e-3)

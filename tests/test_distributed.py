@@ -59,6 +59,10 @@ CONFIGS = {
     "detector_auto": ("AutoencoderAnomalyDetector",
                       dict(BASE, n_components=3, hidden_layer_sizes=(8,), trim_fraction=0.0,
                            contamination="auto"), (40, 40), 6, False),
+    # relative errors: each feature's mean training error over all ranks
+    "detector_relative": ("AutoencoderAnomalyDetector",
+                          dict(BASE, n_components=3, hidden_layer_sizes=(8,), trim_fraction=0.0,
+                               relative_errors=True), (48, 32), 6, False),
     # paired data: targets standardized over all ranks too
     "regressor": ("AutoencoderRegressor",
                   dict(BASE, n_components=3, hidden_layer_sizes=(8,)), (40, 40), 6, False),
@@ -73,7 +77,7 @@ CONFIGS = {
                             max_iter=200, shuffle=True), (80, 56), 6, False),
 }
 EQUIVALENT = ["fast", "autograd", "conv", "greedy", "sparse", "detector", "detector_auto",
-              "regressor"]
+              "detector_relative", "regressor"]
 
 SCRIPT = """
 import os, runpy, sys, warnings
@@ -107,7 +111,8 @@ for name, (cls, params, n_rows, n_features, sparse) in CONFIGS.items():
     est = getattr(skae, cls)(**params)
     est.fit(*([X, targets(X)] if cls == "AutoencoderRegressor" else [X]))
     fitted = {{"w:" + k: v.numpy() for k, v in est.module_.state_dict().items()}}
-    for attr in ("loss_curve_", "validation_scores_", "n_iter_", "offset_", "latent_kl_"):
+    for attr in ("loss_curve_", "validation_scores_", "n_iter_", "offset_", "latent_kl_",
+                 "feature_error_scale_"):
         if getattr(est, attr, None) is not None:
             fitted[attr] = np.asarray(getattr(est, attr), dtype=np.float64)
     for i, curve in enumerate(getattr(est, "pretraining_loss_curves_", None) or ()):
@@ -231,6 +236,9 @@ def test_two_ranks_equal_one_process_with_twice_the_batch(launch, name):
         np.testing.assert_allclose(first[f"pretraining_{i}"], curve, rtol=1e-5)
     if hasattr(single, "offset_"):
         np.testing.assert_allclose(first["offset_"], single.offset_, rtol=1e-5)
+    if getattr(single, "feature_error_scale_", None) is not None:
+        np.testing.assert_allclose(first["feature_error_scale_"], single.feature_error_scale_,
+                                   rtol=1e-5)
 
 
 @pytest.mark.slow

@@ -88,6 +88,10 @@ CASES = {
                                                 output_activation="sigmoid", **MLP),
                      _unit_rows, None),
     "detector-vae": (AutoencoderAnomalyDetector(variational=True, **MLP), _rows, None),
+    "detector-relative": (AutoencoderAnomalyDetector(relative_errors=True, **MLP), _rows, None),
+    "detector-relative-bce": (AutoencoderAnomalyDetector(
+        relative_errors=True, loss="bce", standardize=False, output_activation="sigmoid", **MLP),
+        _unit_rows, None),
     "detector-auto-code": (AutoencoderAnomalyDetector(**{**MLP, "n_components": "auto"}),
                            _rows, None),
     "detector-conv": (AutoencoderAnomalyDetector(n_components=3, hidden_layer_sizes=(), **CONV),

@@ -60,6 +60,8 @@ KINDS = {
         standardize=True, **FAST), X, None),
     "detector": lambda: (AutoencoderAnomalyDetector(3, contamination=0.1, **FAST), X, None),
     "detector_auto_code": lambda: (AutoencoderAnomalyDetector("auto", **FAST), X[:, :5], None),
+    "detector_relative_errors": lambda: (AutoencoderAnomalyDetector(3, relative_errors=True,
+                                                                    **FAST), X, None),
     "detector_variational": lambda: (AutoencoderAnomalyDetector(3, **VAE, **FAST), X, None),
     "regressor": lambda: (AutoencoderRegressor(3, standardize=True, **FAST), X, Y),
     "regressor_conv_skip": lambda: (AutoencoderRegressor(
