@@ -251,6 +251,7 @@ def kill_during_fit(client, pids, data, killed, timeout=60.0):
         time.sleep(0.01)
 
 
+@pytest.mark.slow  # seconds; the default suite keeps to its time budget
 def test_worker_killed_during_search(dask_client, warm_workers, digit_rows):
     """A worker process killed in the middle of a fit: the fit reruns in another process.
 

@@ -58,6 +58,7 @@ def test_the_last_skip_layer_reads_the_input_image_in_the_users_layout():
         torch.testing.assert_close(conv(rows), expected.permute(0, 2, 3, 1).reshape(2, -1))
 
 
+@pytest.mark.slow  # seconds; the default suite keeps to its time budget
 def test_skip_connections_reach_the_input_at_full_resolution():
     # a colour channel of the input is a 3x3 convolution of the input away: with the
     # input at full resolution the regressor gets it almost exactly

@@ -204,6 +204,7 @@ def detector_params(draw):
     params = draw(base_params())
     params["contamination"] = draw(st.one_of(st.just("auto"), st.floats(0.01, 0.5)))
     params["trim_fraction"] = draw(st.floats(0.0, 0.9))
+    params["relative_errors"] = draw(st.booleans())
     return params
 
 
