@@ -278,7 +278,9 @@ def fit_score(method, X_train, X_test, seed, skae_params):
     seed : int
         Seed of the run.
     skae_params : dict
-        Parameters overriding ``AutoencoderAnomalyDetector``'s defaults.
+        Parameters overriding ``AutoencoderAnomalyDetector``'s defaults;
+        ``"n_estimators": k`` fits an ``AutoencoderEnsembleDetector`` of
+        ``k`` such detectors instead.
 
     Returns
     -------
@@ -287,9 +289,15 @@ def fit_score(method, X_train, X_test, seed, skae_params):
     """
     seed_everything(seed)
     if method in ("skae", "skae_vae"):
-        params = {"random_state": seed, "variational": method == "skae_vae", **skae_params}
-        model = skae.AutoencoderAnomalyDetector(**params).fit(X_train)
-        return -model.score_samples(X_test)
+        params = {"variational": method == "skae_vae", **skae_params}
+        n_estimators = params.pop("n_estimators", None)
+        if n_estimators is None:
+            model = skae.AutoencoderAnomalyDetector(random_state=seed, **params)
+        else:  # an ensemble of that many detectors, seeded by the run's seed
+            model = skae.AutoencoderEnsembleDetector(skae.AutoencoderAnomalyDetector(**params),
+                                                     n_estimators=n_estimators,
+                                                     random_state=seed)
+        return -model.fit(X_train).score_samples(X_test)
     if method == "iforest":
         model = IsolationForest(random_state=np.random.RandomState(seed)).fit(X_train)
         return -model.score_samples(X_test)

@@ -4,6 +4,7 @@ from ._base import PosteriorCollapseWarning
 from ._images import corrupt
 from ._serialization import UnsafeOrCorruptFileError, load, save
 from .anomaly import AutoencoderAnomalyDetector
+from .ensemble import AutoencoderEnsembleDetector
 from .regressor import AutoencoderRegressor
 from .transformer import AutoencoderTransformer
 
@@ -11,6 +12,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AutoencoderAnomalyDetector",
+    "AutoencoderEnsembleDetector",
     "AutoencoderRegressor",
     "AutoencoderTransformer",
     "PosteriorCollapseWarning",

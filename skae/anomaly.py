@@ -640,44 +640,12 @@ class AutoencoderAnomalyDetector(
     def _set_offset(self, X, spec, weights=None):
         """Set ``offset_`` from the scores of the (validated) training data.
 
-        ``weights`` are the rows' sample weights (None for equal weights):
-        every median and quantile is then that of the rows repeated as often
-        as their weights say. Scores of -inf (overflowing errors) count as
-        the lowest finite score, so the threshold is always finite.
-
-        In a distributed fit, the threshold is that of every rank's training
-        scores: each rank receives all of them, with their weights (two
-        float64 numbers per training row of the union of the shards).
+        See :func:`outlier_threshold`; in a distributed fit, the scores of
+        every rank's training rows count.
         """
-        scores = np.maximum(self._score_samples(X), np.finfo(X.dtype).min).astype(np.float64)
         collective = _distributed.current(spec.device, spec.owner)
-        if collective is not None:
-            column = np.ones_like(scores) if weights is None else weights
-            scores, weights = collective.all_gather(np.column_stack([scores, column])).T
-            weights = None if (weights == 1.0).all() else weights
-
-        def median(values):
-            return weighted_quantile(values, weights, 0.5)
-
-        if spec.contamination == "auto" and spec.variational:
-            # Negative log-likelihoods are already on a log scale: the median
-            # plus 3 scaled median absolute deviations of the scores.
-            center = median(scores)
-            mad = 1.4826 * median(np.abs(scores - center))
-            offset = center - 3.0 * mad
-        elif spec.contamination == "auto":
-            # Flag errors far above the typical training error, on a log scale
-            # where squared errors are close to symmetric: the median plus 3
-            # scaled median absolute deviations of log(error).
-            log_errors = np.log(np.maximum(-scores, np.finfo(scores.dtype).tiny))
-            center = median(log_errors)
-            mad = 1.4826 * median(np.abs(log_errors - center))
-            with np.errstate(over="ignore"):
-                offset = -np.exp(center + 3.0 * mad)
-        else:
-            offset = weighted_quantile(scores, weights, spec.contamination)
-        info = np.finfo(X.dtype)  # representable in the training data's dtype
-        self.offset_ = float(np.clip(offset, info.min, info.max))
+        self.offset_ = outlier_threshold(self._score_samples(X), weights, spec.contamination,
+                                         spec.variational, X.dtype, collective)
 
     def _score_samples(self, X):
         if self._spec.variational:
@@ -791,3 +759,63 @@ class AutoencoderAnomalyDetector(
         if self._spec.variational:
             return self._feature_nll(X)
         return self._errors(X, per_feature=True)
+
+
+def outlier_threshold(scores, weights, contamination, log_scale, dtype, collective=None):
+    """The threshold ``offset_`` on ``score_samples`` set by the training scores.
+
+    ``weights`` are the rows' sample weights (None for equal weights):
+    every median and quantile is then that of the rows repeated as often
+    as their weights say. Scores of -inf (overflowing errors) count as
+    the lowest finite score, so the threshold is always finite.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_samples,)
+        ``score_samples`` of the training rows.
+    weights : ndarray of shape (n_samples,) or None
+    contamination : "auto" or float
+        The share of training rows to flag, or ``"auto"``: the median plus
+        3 scaled median absolute deviations of the anomaly scores, on a log
+        scale (of the errors; or the scores themselves when ``log_scale``).
+    log_scale : bool
+        Whether the scores already are on a log scale (log-likelihoods).
+    dtype : numpy dtype
+        The training data's: the threshold is representable in it.
+    collective : skae._distributed collective or None
+        In a distributed fit, the threshold is that of every rank's training
+        scores: each rank receives all of them, with their weights (two
+        float64 numbers per training row of the union of the shards).
+
+    Returns
+    -------
+    offset : float
+    """
+    scores = np.maximum(scores, np.finfo(dtype).min).astype(np.float64)
+    if collective is not None:
+        column = np.ones_like(scores) if weights is None else weights
+        scores, weights = collective.all_gather(np.column_stack([scores, column])).T
+        weights = None if (weights == 1.0).all() else weights
+
+    def median(values):
+        return weighted_quantile(values, weights, 0.5)
+
+    if contamination == "auto" and log_scale:
+        # Negative log-likelihoods are already on a log scale: the median
+        # plus 3 scaled median absolute deviations of the scores.
+        center = median(scores)
+        mad = 1.4826 * median(np.abs(scores - center))
+        offset = center - 3.0 * mad
+    elif contamination == "auto":
+        # Flag errors far above the typical training error, on a log scale
+        # where squared errors are close to symmetric: the median plus 3
+        # scaled median absolute deviations of log(error).
+        log_errors = np.log(np.maximum(-scores, np.finfo(scores.dtype).tiny))
+        center = median(log_errors)
+        mad = 1.4826 * median(np.abs(log_errors - center))
+        with np.errstate(over="ignore"):
+            offset = -np.exp(center + 3.0 * mad)
+    else:
+        offset = weighted_quantile(scores, weights, contamination)
+    info = np.finfo(dtype)  # representable in the training data's dtype
+    return float(np.clip(offset, info.min, info.max))

@@ -3,7 +3,12 @@
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skae import AutoencoderAnomalyDetector, AutoencoderRegressor, AutoencoderTransformer
+from skae import (
+    AutoencoderAnomalyDetector,
+    AutoencoderEnsembleDetector,
+    AutoencoderRegressor,
+    AutoencoderTransformer,
+)
 
 #: A convolutional network on rows as 1-pixel-high images of any width (a
 #: variational one is the variational kind with convolutional stages: tested in
@@ -21,6 +26,8 @@ ESTIMATORS = [
     AutoencoderTransformer(max_iter=5, random_state=0, **CONV),
     AutoencoderAnomalyDetector(max_iter=5, random_state=0, **CONV),
     AutoencoderRegressor(max_iter=50, random_state=0),
+    AutoencoderEnsembleDetector(AutoencoderAnomalyDetector(max_iter=2), n_estimators=2,
+                                random_state=0),
     # a convolutional regressor's targets are images (the checks' y is not), and
     # skip connections change the layers, not the API: both in test_images.py
 ]
