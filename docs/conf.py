@@ -56,6 +56,7 @@ PENDING_API = []
 API = [
     ("Estimators", "skae", [
         "AutoencoderTransformer", "AutoencoderAnomalyDetector", "AutoencoderRegressor",
+        "AutoencoderEnsembleDetector",
     ], "The scikit-learn estimators."),
     ("Image corruptions", "skae", ["corrupt"],
      "The corruptions the estimators train with, applied to data."),

@@ -74,10 +74,12 @@ class UnsafeOrCorruptFileError(ValueError):
 def _estimator_classes():
     """The allow-list: the name a file may give -> skae's estimator class."""
     from .anomaly import AutoencoderAnomalyDetector
+    from .ensemble import AutoencoderEnsembleDetector
     from .regressor import AutoencoderRegressor
     from .transformer import AutoencoderTransformer
 
-    classes = (AutoencoderTransformer, AutoencoderAnomalyDetector, AutoencoderRegressor)
+    classes = (AutoencoderTransformer, AutoencoderAnomalyDetector, AutoencoderRegressor,
+               AutoencoderEnsembleDetector)
     return {f"skae.{cls.__name__}": cls for cls in classes}
 
 
@@ -106,12 +108,20 @@ def _versions():
 
 # ------------------------------------------------------------- generic values
 class _Writer:
-    """Encode Python values into JSON, moving arrays into a dict of named arrays."""
+    """Encode Python values into JSON, moving arrays into a dict of named arrays.
 
-    def __init__(self):
-        self.arrays = {}
+    A skae estimator inside the value (an ensemble's members) is stored as a
+    nested header whose arrays are named under its own path.
+    """
+
+    def __init__(self, arrays=None, prefix="", include_optimizer=True, subclasses=False):
+        self.arrays = {} if arrays is None else arrays
+        self.prefix = prefix
+        self.include_optimizer = include_optimizer
+        self.subclasses = subclasses
 
     def _array(self, value, path):
+        path = self.prefix + path
         if path in self.arrays:
             raise ValueError(f"two stored arrays would share the name {path!r}")
         self.arrays[path] = value
@@ -163,6 +173,10 @@ class _Writer:
             return {_TAG: "train_state", "fields": {
                 f.name: self.encode(getattr(value, f.name), f"{path}/{f.name}")
                 for f in fields(value)}}
+        if isinstance(value, tuple(_estimator_classes().values())):
+            nested = _Writer(self.arrays, f"{self.prefix}{path}/", self.include_optimizer,
+                             self.subclasses)
+            return {_TAG: "estimator", "header": _export(value, nested)}
         raise TypeError(
             f"cannot store {path!r}: values of type {type(value).__module__}."
             f"{type(value).__qualname__} have no safe representation"
@@ -172,8 +186,9 @@ class _Writer:
 class _Reader:
     """Decode what :class:`_Writer` wrote; every array it reads is marked used."""
 
-    def __init__(self, arrays):
+    def __init__(self, arrays, device=None):
         self.arrays = arrays
+        self.device = device
         self.used = set()
 
     def array(self, name, where):
@@ -236,6 +251,11 @@ class _Reader:
             rng.set_state((value["algorithm"], keys, int(value["pos"]), int(value["has_gauss"]),
                            float(value["cached_gaussian"])))
             return rng
+        if tag == "estimator":
+            cls, state = _import(value["header"], self, None)
+            estimator = cls.__new__(cls)
+            estimator.__dict__.update(state)
+            return estimator
         if tag == "train_state":
             names = {f.name for f in fields(TrainState)}
             stored = value["fields"]
@@ -277,16 +297,34 @@ def export_state(estimator, *, include_optimizer=True, subclasses=False):
         If some attribute has a type with no safe representation (nothing is
         dropped silently).
     """
+    writer = _Writer(include_optimizer=include_optimizer, subclasses=subclasses)
+    header = _export(estimator, writer)
+    return header, writer.arrays
+
+
+def _is_fitted(cls, state):
+    """Whether an estimator's ``__dict__`` is that of a fitted one."""
+    return ("estimators_" if _is_ensemble(cls) else "module_") in state
+
+
+def _is_ensemble(cls):
+    from .ensemble import AutoencoderEnsembleDetector
+
+    return issubclass(cls, AutoencoderEnsembleDetector)
+
+
+def _export(estimator, writer):
+    """:func:`export_state`'s header, its arrays written by ``writer``."""
     cls = type(estimator)
-    writer = _Writer()
     state = dict(vars(estimator))
     param_names = cls._get_param_names()
     params = {name: writer.encode(state.pop(name), f"params/{name}") for name in param_names}
     header = {
         "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "versions": _versions(),
-        "class": _class_name(cls, subclasses), "params": params, "fitted": "module_" in state,
+        "class": _class_name(cls, writer.subclasses), "params": params,
+        "fitted": _is_fitted(cls, state),
     }
-    if header["fitted"]:
+    if header["fitted"] and not _is_ensemble(cls):
         net = state.pop("module_")
         weights = {}
         for name, tensor in net.state_dict(keep_vars=True).items():
@@ -298,10 +336,11 @@ def export_state(estimator, *, include_optimizer=True, subclasses=False):
         header["spec"] = _spec_json(state.pop("_spec"), writer)
         optimizer_state = state.pop("_optimizer_state", None)
         header["optimizer"] = (writer.encode(optimizer_state, "optimizer")
-                               if include_optimizer and optimizer_state is not None else None)
+                               if writer.include_optimizer and optimizer_state is not None
+                               else None)
     header["attributes"] = {name: writer.encode(value, f"attributes/{name}")
                             for name, value in state.items()}
-    return header, writer.arrays
+    return header
 
 
 def _check_header(header, cls=None):
@@ -485,14 +524,24 @@ def import_state(header, arrays, *, device=None, cls=None):
     UnsafeOrCorruptFileError
         If anything is not as :func:`export_state` writes it.
     """
+    if not isinstance(arrays, dict) or not all(
+            isinstance(k, str) and isinstance(v, np.ndarray) for k, v in arrays.items()):
+        raise UnsafeOrCorruptFileError("the stored arrays are malformed")
+    reader = _Reader(arrays, device)
+    cls, state = _import(header, reader, cls)
+    unused = sorted(set(arrays) - reader.used)
+    if unused:
+        raise UnsafeOrCorruptFileError(f"the file holds arrays that nothing refers to: {unused}")
+    return cls, state
+
+
+def _import(header, reader, cls):
+    """:func:`import_state` of one estimator, its arrays read by ``reader``."""
     found = _check_header(header, cls)
     if cls is not None and found is not cls:
         raise UnsafeOrCorruptFileError(f"the state is of {header['class']}, not of {cls.__name__}")
     cls = found
-    if not isinstance(arrays, dict) or not all(
-            isinstance(k, str) and isinstance(v, np.ndarray) for k, v in arrays.items()):
-        raise UnsafeOrCorruptFileError("the stored arrays are malformed")
-    reader = _Reader(arrays)
+    device = reader.device
     names = set(cls._get_param_names())
     stored = header["params"]
     if set(stored) != names:
@@ -509,7 +558,8 @@ def import_state(header, arrays, *, device=None, cls=None):
     except (TypeError, ValueError) as exc:
         raise UnsafeOrCorruptFileError(f"a stored parameter is not valid: {exc}") from exc
     state = dict(params)
-    if header["fitted"]:
+    network = header["fitted"] and not _is_ensemble(cls)
+    if network:
         for key in ("network", "spec"):
             if key not in header:
                 raise UnsafeOrCorruptFileError(f"the header of a fitted estimator lacks {key!r}")
@@ -524,15 +574,32 @@ def import_state(header, arrays, *, device=None, cls=None):
     attributes = {k: reader.decode(v, f"attribute {k!r}") for k, v in header["attributes"].items()}
     if set(attributes) & (set(state) | set(_SPECIAL)):
         raise UnsafeOrCorruptFileError("the stored attributes repeat a parameter or the network")
-    if header["fitted"] and attributes.get("n_features_in_") != spec.n_features:
+    if network and attributes.get("n_features_in_") != spec.n_features:
         raise UnsafeOrCorruptFileError(
             f"n_features_in_={attributes.get('n_features_in_')!r} does not match the network's "
             f"{spec.n_features} inputs")
     state.update(attributes)
-    unused = sorted(set(arrays) - reader.used)
-    if unused:
-        raise UnsafeOrCorruptFileError(f"the file holds arrays that nothing refers to: {unused}")
+    if header["fitted"] and _is_ensemble(cls):
+        _check_members(state)
+    if _is_fitted(cls, state) != bool(header["fitted"]):
+        raise UnsafeOrCorruptFileError("the header's 'fitted' does not match its attributes")
     return cls, state
+
+
+def _check_members(state):
+    """An ensemble's members: fitted detectors, as many as ``n_estimators``, of its width."""
+    from .anomaly import AutoencoderAnomalyDetector
+
+    members = state.get("estimators_")
+    if not (isinstance(members, list) and len(members) == state["n_estimators"] and all(
+            type(m) is AutoencoderAnomalyDetector and "module_" in vars(m) for m in members)):
+        raise UnsafeOrCorruptFileError(
+            "the ensemble's estimators_ are not n_estimators fitted AutoencoderAnomalyDetectors")
+    widths = {m.n_features_in_ for m in members}
+    if widths != {state.get("n_features_in_")}:
+        raise UnsafeOrCorruptFileError(
+            f"the members' n_features_in_ {sorted(widths)} do not match the ensemble's "
+            f"{state.get('n_features_in_')!r}")
 
 
 # ------------------------------------------------------------------ pickling
@@ -595,8 +662,10 @@ def save(estimator, path, *, include_optimizer=False):
 
     Parameters
     ----------
-    estimator : AutoencoderTransformer, AutoencoderAnomalyDetector or AutoencoderRegressor
-        A fitted estimator.
+    estimator : AutoencoderTransformer, AutoencoderAnomalyDetector, \
+            AutoencoderRegressor or AutoencoderEnsembleDetector
+        A fitted estimator (an ensemble with its members, each stored as a
+        detector is).
     path : str or path-like
         File to write (conventionally ending in ``.safetensors``);
         overwritten if it exists.
@@ -619,7 +688,7 @@ def save(estimator, path, *, include_optimizer=False):
     load : Load an estimator saved by this function.
     """
     _class_name(type(estimator))
-    if "module_" not in vars(estimator):
+    if not _is_fitted(type(estimator), vars(estimator)):
         raise NotFittedError(
             f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
             "appropriate arguments before saving it."
@@ -695,7 +764,8 @@ def load(path, *, device=None):
 
     Returns
     -------
-    estimator : AutoencoderTransformer, AutoencoderAnomalyDetector or AutoencoderRegressor
+    estimator : AutoencoderTransformer, AutoencoderAnomalyDetector, \
+            AutoencoderRegressor or AutoencoderEnsembleDetector
         The fitted estimator, whose inference methods return what the saved
         one returned.
 

@@ -31,6 +31,7 @@ from ._nets.mlp import _Core
 from ._nets.variational import LOG_2PI, MIN_STD, SOFTPLUS_ONE
 from ._objective import _BCE_EPS
 from .anomaly import AutoencoderAnomalyDetector
+from .ensemble import AutoencoderEnsembleDetector
 from .regressor import AutoencoderRegressor
 from .transformer import AutoencoderTransformer
 
@@ -47,11 +48,14 @@ METHODS = {
     AutoencoderAnomalyDetector: ("predict", "decision_function", "score_samples",
                                  "feature_errors", "reconstruct"),
     AutoencoderRegressor: ("predict",),
+    AutoencoderEnsembleDetector: ("predict", "decision_function", "score_samples",
+                                  "feature_errors"),
 }
 _DEFAULTS = {
     AutoencoderTransformer: ("transform",),
     AutoencoderAnomalyDetector: ("predict", "decision_function", "score_samples"),
     AutoencoderRegressor: ("predict",),
+    AutoencoderEnsembleDetector: ("predict", "decision_function", "score_samples"),
 }
 #: Methods that draw random numbers at every call: they have no graph.
 _RANDOM = {"sample": "sample draws random codes from the prior at every call"}
@@ -350,7 +354,16 @@ def _log_likelihood(g, x, est):
     return _nan_to(g, g.op("Add", lse, g.scalar(const)), -np.inf)
 
 
+def _member_mean(g, x, est, emit):
+    """Mean over an ensemble's members of ``emit(g, x, member)``."""
+    parts = [emit(g, x, member) for member in est.estimators_]
+    total = parts[0] if len(parts) == 1 else g.op("Sum", *parts)
+    return g.op("Mul", total, g.scalar(1.0 / len(parts)))
+
+
 def _score_samples(g, x, est):
+    if isinstance(est, AutoencoderEnsembleDetector):
+        return _member_mean(g, x, est, _score_samples)
     if est._spec.variational:
         return _log_likelihood(g, x, est)
     err = g.reduce("ReduceMean", _errors(g, x, est), [1])
@@ -358,6 +371,8 @@ def _score_samples(g, x, est):
 
 
 def _feature_errors(g, x, est):
+    if isinstance(est, AutoencoderEnsembleDetector):
+        return _member_mean(g, x, est, _feature_errors)
     if est._spec.variational:
         parts = _VariationalParts(g, x, est.module_)
         ll = parts.elementwise_log_likelihood(parts.logits(parts.mean), parts.xs)
@@ -380,7 +395,10 @@ def _labels(g, decision, out=None):
 
 def _emit_method(g, x, est, method):
     """Nodes of ``method`` of ``est`` on rows ``x``; returns ``(name, shape)`` of the result."""
-    net, spec = est.module_, est._spec
+    if isinstance(est, AutoencoderEnsembleDetector):
+        net, spec = None, est.estimators_[0]._spec
+    else:
+        net, spec = est.module_, est._spec
     n_out = spec.n_outputs or spec.n_features
     if method == "transform":
         return _emit_steps(g, x, net.inference_steps(("encoder",))), [None, spec.n_components]
@@ -408,8 +426,9 @@ def _estimator_class(estimator):
         if isinstance(estimator, cls):
             return cls
     raise TypeError(
-        "to_onnx expects a fitted AutoencoderTransformer, AutoencoderAnomalyDetector or "
-        f"AutoencoderRegressor. Got {type(estimator).__name__} instead."
+        "to_onnx expects a fitted AutoencoderTransformer, AutoencoderAnomalyDetector, "
+        f"AutoencoderRegressor or AutoencoderEnsembleDetector. Got {type(estimator).__name__} "
+        "instead."
     )
 
 
@@ -471,7 +490,8 @@ def to_onnx(estimator, *, methods=None, target_opset=None):
 
     Parameters
     ----------
-    estimator : AutoencoderTransformer, AutoencoderAnomalyDetector or AutoencoderRegressor
+    estimator : AutoencoderTransformer, AutoencoderAnomalyDetector, \
+            AutoencoderRegressor or AutoencoderEnsembleDetector
         A fitted estimator.
     methods : str, sequence of str or None, default=None
         Methods to export, each an output of the model.
@@ -487,6 +507,9 @@ def to_onnx(estimator, *, methods=None, target_opset=None):
           ``"reconstruct"``.
         - :class:`~skae.AutoencoderRegressor`: ``"predict"`` (1-D when
           there is one target, as the estimator returns).
+        - :class:`~skae.AutoencoderEnsembleDetector`: as the detector,
+          without ``"reconstruct"``; every member's graph is in the model,
+          and the scores are their mean.
 
         ``sample`` draws random numbers at every call and has no graph. A
         variational model's ``score_samples`` has one: its importance
@@ -533,7 +556,8 @@ def to_onnx(estimator, *, methods=None, target_opset=None):
     check_is_fitted(estimator)
     methods = _check_methods(estimator, methods)
     opset = _check_opset(target_opset)
-    spec = estimator._spec
+    spec = (estimator.estimators_[0] if isinstance(estimator, AutoencoderEnsembleDetector)
+            else estimator)._spec
     width = spec.n_components if methods == ("inverse_transform",) else spec.n_features
     g = _Standalone(opset)
     outputs = []
@@ -568,14 +592,13 @@ def _shape_calculator(operator):
             f"The ONNX converter of {type(est).__name__} takes float32 input; got "
             f"{type(input_type).__name__}. Convert with float32 initial types.")
     n = input_type.shape[0] if input_type.shape else None
-    spec = est._spec
-    if isinstance(est, AutoencoderAnomalyDetector):
+    if isinstance(est, (AutoencoderAnomalyDetector, AutoencoderEnsembleDetector)):
         operator.outputs[0].type = Int64TensorType([n])
         operator.outputs[1].type = FloatTensorType([n, 1])
     elif isinstance(est, AutoencoderRegressor):
-        operator.outputs[0].type = FloatTensorType([n, spec.n_outputs])
+        operator.outputs[0].type = FloatTensorType([n, est._spec.n_outputs])
     else:
-        operator.outputs[0].type = FloatTensorType([n, spec.n_components])
+        operator.outputs[0].type = FloatTensorType([n, est._spec.n_components])
 
 
 def _converter(scope, operator, container):
@@ -594,7 +617,7 @@ def _converter(scope, operator, container):
                          f"{MIN_OPSET}; got {g.opset}.")
     x = operator.inputs[0].full_name
     with torch.no_grad():
-        if isinstance(est, AutoencoderAnomalyDetector):
+        if isinstance(est, (AutoencoderAnomalyDetector, AutoencoderEnsembleDetector)):
             decision = _decision_function(g, x, est)
             _labels(g, decision, out=operator.outputs[0].full_name)
             g.reshape(decision, [-1, 1], out=operator.outputs[1].full_name)
@@ -616,7 +639,9 @@ def register_skl2onnx():
     ``predict``, and ``scores`` of shape ``[N, 1]``, the
     ``decision_function``, as skl2onnx's outlier detectors) and
     :class:`~skae.AutoencoderRegressor` (``"SkaeAutoencoderRegressor"``,
-    ``predict`` of shape ``[N, n_outputs]``, as skl2onnx's regressors).
+    ``predict`` of shape ``[N, n_outputs]``, as skl2onnx's regressors) and
+    :class:`~skae.AutoencoderEnsembleDetector` (``"SkaeAutoencoderEnsembleDetector"``,
+    the detector's outputs).
     Called when :mod:`skae.onnx` is imported; calling it again is harmless.
 
     Raises

@@ -176,7 +176,11 @@ def fitted():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             targets = (X.to_numpy()[:, :2],) if issubclass(cls, skae.AutoencoderRegressor) else ()
-            estimators[cls] = cls(max_iter=2, random_state=0).fit(X, *targets)
+            params = dict(max_iter=2, random_state=0)
+            if cls is skae.AutoencoderEnsembleDetector:  # members are detectors
+                params = dict(estimator=skae.AutoencoderAnomalyDetector(max_iter=2),
+                              n_estimators=2, random_state=0)
+            estimators[cls] = cls(**params).fit(X, *targets)
     return estimators
 
 

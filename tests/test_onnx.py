@@ -13,7 +13,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skae import AutoencoderAnomalyDetector, AutoencoderRegressor, AutoencoderTransformer
+from skae import (
+    AutoencoderAnomalyDetector,
+    AutoencoderEnsembleDetector,
+    AutoencoderRegressor,
+    AutoencoderTransformer,
+)
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -89,6 +94,13 @@ CASES = {
                      _unit_rows, None),
     "detector-vae": (AutoencoderAnomalyDetector(variational=True, **MLP), _rows, None),
     "detector-relative": (AutoencoderAnomalyDetector(relative_errors=True, **MLP), _rows, None),
+    "ensemble": (AutoencoderEnsembleDetector(AutoencoderAnomalyDetector(relative_errors=True,
+                                                                        **MLP),
+                                             n_estimators=3, random_state=0), _rows, None),
+    "ensemble-vae": (AutoencoderEnsembleDetector(AutoencoderAnomalyDetector(variational=True,
+                                                                            **MLP),
+                                                 n_estimators=2, contamination="auto",
+                                                 random_state=0), _rows, None),
     "detector-relative-bce": (AutoencoderAnomalyDetector(
         relative_errors=True, loss="bce", standardize=False, output_activation="sigmoid", **MLP),
         _unit_rows, None),
@@ -236,9 +248,13 @@ def test_pipeline_with_transformer_and_classifier():
     np.testing.assert_allclose(out["probabilities"], pipe.predict_proba(X), rtol=0, atol=ATOL)
 
 
-def test_pipeline_with_detector_gives_labels_and_decision_scores():
+@pytest.mark.parametrize("detector", [
+    AutoencoderAnomalyDetector(**MLP),
+    AutoencoderEnsembleDetector(AutoencoderAnomalyDetector(**MLP), n_estimators=2, random_state=0),
+], ids=["detector", "ensemble"])
+def test_pipeline_with_detector_gives_labels_and_decision_scores(detector):
     X = _rows()
-    pipe = make_pipeline(StandardScaler(), AutoencoderAnomalyDetector(**MLP)).fit(X)
+    pipe = make_pipeline(StandardScaler(), detector).fit(X)
     model = skl2onnx.to_onnx(pipe, X[:1].astype(np.float32))
     out = _run(model, X)
     assert sorted(out) == ["label", "scores"]

@@ -18,8 +18,10 @@ from sklearn.preprocessing import StandardScaler
 from skops.io.exceptions import UntrustedTypesFoundException
 
 import skae
+from sklearn.base import BaseEstimator
 from skae import (
     AutoencoderAnomalyDetector,
+    AutoencoderEnsembleDetector,
     AutoencoderRegressor,
     AutoencoderTransformer,
     UnsafeOrCorruptFileError,
@@ -62,6 +64,9 @@ KINDS = {
     "detector_auto_code": lambda: (AutoencoderAnomalyDetector("auto", **FAST), X[:, :5], None),
     "detector_relative_errors": lambda: (AutoencoderAnomalyDetector(3, relative_errors=True,
                                                                     **FAST), X, None),
+    "ensemble": lambda: (AutoencoderEnsembleDetector(AutoencoderAnomalyDetector(
+        3, relative_errors=True, max_iter=3, batch_size=16), n_estimators=2, random_state=0),
+        X, None),
     "detector_variational": lambda: (AutoencoderAnomalyDetector(3, **VAE, **FAST), X, None),
     "regressor": lambda: (AutoencoderRegressor(3, standardize=True, **FAST), X, Y),
     "regressor_conv_skip": lambda: (AutoencoderRegressor(
@@ -114,6 +119,9 @@ def assert_same(a, b, where="value"):
         assert torch.is_tensor(b) and a.dtype == b.dtype and torch.equal(a.cpu(), b.cpu()), where
     elif isinstance(a, np.random.RandomState):
         assert_same(a.get_state(), b.get_state(), where)
+    elif isinstance(a, BaseEstimator):  # an ensemble's members and template
+        assert type(a) is type(b), where
+        assert_same(dict(sorted(vars(a).items())), dict(sorted(vars(b).items())), where)
     elif isinstance(a, TrainState):
         assert_same(vars(a), vars(b), where)
     elif isinstance(a, np.ndarray):
@@ -164,8 +172,9 @@ def test_round_trip_is_exact_and_partial_fit_continues(kind, tmp_path):
     args = (data,) if y is None else (data, y)
     est.partial_fit(*args)
     loaded.partial_fit(*args)
-    assert_same(est.module_, loaded.module_, "module_ after partial_fit")
-    assert est.loss_curve_ == loaded.loss_curve_
+    for a, b in zip(getattr(est, "estimators_", [est]), getattr(loaded, "estimators_", [loaded])):
+        assert_same(a.module_, b.module_, "module_ after partial_fit")
+        assert a.loss_curve_ == b.loss_curve_
 
 
 def test_without_the_optimizer_partial_fit_starts_a_fresh_one(tmp_path):
@@ -446,6 +455,8 @@ def test_a_pickled_state_is_checked_like_a_file():
     lambda: make_pipeline(StandardScaler(), AutoencoderTransformer(3, **FAST),
                           LogisticRegression()),
     lambda: make_pipeline(StandardScaler(), AutoencoderAnomalyDetector(3, **FAST)),
+    lambda: make_pipeline(StandardScaler(), AutoencoderEnsembleDetector(
+        AutoencoderAnomalyDetector(3, max_iter=3), n_estimators=2, random_state=0)),
 ])
 def test_skops_round_trips_pipelines_trusting_only_skae_types(make, tmp_path):
     labels = (X[:, 0] > 0.5).astype(int)
@@ -459,7 +470,9 @@ def test_skops_round_trips_pipelines_trusting_only_skae_types(make, tmp_path):
     loaded = sio.load(path, trusted=untrusted)
     np.testing.assert_array_equal(loaded.predict(X), pipe.predict(X))
     np.testing.assert_array_equal(loaded.decision_function(X), pipe.decision_function(X))
-    assert_same(pipe[1].module_, loaded[1].module_)
+    for a, b in zip(getattr(pipe[1], "estimators_", [pipe[1]]),
+                    getattr(loaded[1], "estimators_", [loaded[1]])):
+        assert_same(a.module_, b.module_)
 
 
 class _Custom(AutoencoderTransformer):
@@ -485,3 +498,30 @@ def test_a_pickle_of_the_previous_layout_still_loads():
     twin.__setstate__(dict(vars(est), _fit_device="cpu"))
     assert "_fit_device" not in vars(twin)
     np.testing.assert_array_equal(twin.transform(data), est.transform(data))
+
+
+def test_an_ensemble_file_must_hold_its_members(tmp_path):
+    est, data, _ = fitted("ensemble")
+    path = tmp_path / "e.safetensors"
+    skae.save(est, path)
+    header, arrays = _read(path.read_bytes())
+    members = header["attributes"]["estimators_"]
+    assert len(members) == 2 and all(m[next(iter(m))] == "estimator" for m in members)
+    assert all(k.startswith(("attributes/estimators_/0/", "attributes/estimators_/1/",
+                             "attributes/random_states_"))
+               for k in arrays)
+
+    def more_members(h):
+        h["params"]["n_estimators"] = 3
+
+    resave(path, more_members)
+    with pytest.raises(UnsafeOrCorruptFileError, match="not n_estimators fitted"):
+        skae.load(path)
+    skae.save(est, path)
+
+    def transformer_member(h):
+        h["attributes"]["estimators_"][1]["header"]["class"] = "skae.AutoencoderTransformer"
+
+    resave(path, transformer_member)
+    with pytest.raises(UnsafeOrCorruptFileError):
+        skae.load(path)
