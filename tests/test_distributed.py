@@ -63,6 +63,11 @@ CONFIGS = {
     "detector_relative": ("AutoencoderAnomalyDetector",
                           dict(BASE, n_components=3, hidden_layer_sizes=(8,), trim_fraction=0.0,
                                relative_errors=True), (48, 32), 6, False),
+    # an ensemble: every member trained across the ranks, the threshold over all rows
+    "ensemble": ("AutoencoderEnsembleDetector",
+                 dict(estimator=dict(BASE, n_components=3, hidden_layer_sizes=(8,),
+                                     trim_fraction=0.0, relative_errors=True),
+                      n_estimators=2, random_state=0), (48, 32), 6, False),
     # paired data: targets standardized over all ranks too
     "regressor": ("AutoencoderRegressor",
                   dict(BASE, n_components=3, hidden_layer_sizes=(8,)), (40, 40), 6, False),
@@ -77,7 +82,7 @@ CONFIGS = {
                             max_iter=200, shuffle=True), (80, 56), 6, False),
 }
 EQUIVALENT = ["fast", "autograd", "conv", "greedy", "sparse", "detector", "detector_auto",
-              "detector_relative", "regressor"]
+              "detector_relative", "ensemble", "regressor"]
 
 SCRIPT = """
 import os, runpy, sys, warnings
@@ -106,15 +111,26 @@ def shard(name, n_rows, n_features, sparse):
 {targets}
 
 
+def build(cls, params):
+    if cls == "AutoencoderEnsembleDetector":
+        params = dict(params, estimator=skae.AutoencoderAnomalyDetector(**params["estimator"]))
+    return getattr(skae, cls)(**params)
+
+
 for name, (cls, params, n_rows, n_features, sparse) in CONFIGS.items():
     X = shard(name, n_rows, n_features, sparse)
-    est = getattr(skae, cls)(**params)
+    est = build(cls, params)
     est.fit(*([X, targets(X)] if cls == "AutoencoderRegressor" else [X]))
-    fitted = {{"w:" + k: v.numpy() for k, v in est.module_.state_dict().items()}}
+    fitted = {{f"w{{i}}:" + k: v.numpy()
+              for i, member in enumerate(getattr(est, "estimators_", [est]))
+              for k, v in member.module_.state_dict().items()}}
     for attr in ("loss_curve_", "validation_scores_", "n_iter_", "offset_", "latent_kl_",
                  "feature_error_scale_"):
         if getattr(est, attr, None) is not None:
             fitted[attr] = np.asarray(getattr(est, attr), dtype=np.float64)
+    for i, member in enumerate(getattr(est, "estimators_", [])):
+        fitted[f"loss_curve_{{i}}"] = np.asarray(member.loss_curve_)
+        fitted[f"feature_error_scale_{{i}}"] = member.feature_error_scale_
     for i, curve in enumerate(getattr(est, "pretraining_loss_curves_", None) or ()):
         fitted[f"pretraining_{{i}}"] = np.asarray(curve)
     output = next(getattr(est, m)(X) for m in ("transform", "score_samples", "predict")
@@ -223,22 +239,33 @@ def test_two_ranks_equal_one_process_with_twice_the_batch(launch, name):
     cls, params, _, _, sparse = CONFIGS[name]
     first, second = ranks(out, name)
     assert_ranks_agree(first, second)
-    X = interleaved(first["X"], second["X"], params["batch_size"])
-    single = getattr(skae, cls)(**dict(params, batch_size=2 * params["batch_size"]))
+    member_params = params.get("estimator", params)  # an ensemble's members' parameters
+    batch_size = member_params["batch_size"]
+    X = interleaved(first["X"], second["X"], batch_size)
+    if cls == "AutoencoderEnsembleDetector":
+        member = skae.AutoencoderAnomalyDetector(**dict(member_params, batch_size=2 * batch_size))
+        single = skae.AutoencoderEnsembleDetector(member, **{
+            k: v for k, v in params.items() if k != "estimator"})
+    else:
+        single = getattr(skae, cls)(**dict(params, batch_size=2 * batch_size))
     single.fit(sp.csr_matrix(X) if sparse else X,
                *([targets(X)] if cls == "AutoencoderRegressor" else []))
-    for key, value in single.module_.state_dict().items():
-        np.testing.assert_allclose(first["w:" + key], value.numpy(), rtol=1e-5, atol=1e-6,
-                                   err_msg=key)
-    np.testing.assert_allclose(first["loss_curve_"], single.loss_curve_, rtol=1e-5)
-    assert first["n_iter_"] == single.n_iter_
+    members = getattr(single, "estimators_", [single])
+    for i, member in enumerate(members):
+        for key, value in member.module_.state_dict().items():
+            np.testing.assert_allclose(first[f"w{i}:" + key], value.numpy(), rtol=1e-5,
+                                       atol=1e-6, err_msg=key)
+        suffix = str(i) if member is not single else ""  # an ensemble's i-th member
+        np.testing.assert_allclose(first["loss_curve_" + suffix], member.loss_curve_, rtol=1e-5)
+        if getattr(member, "feature_error_scale_", None) is not None:
+            np.testing.assert_allclose(first["feature_error_scale_" + suffix],
+                                       member.feature_error_scale_, rtol=1e-5)
+    if "n_iter_" in first:
+        assert first["n_iter_"] == single.n_iter_
     for i, curve in enumerate(getattr(single, "pretraining_loss_curves_", None) or ()):
         np.testing.assert_allclose(first[f"pretraining_{i}"], curve, rtol=1e-5)
     if hasattr(single, "offset_"):
         np.testing.assert_allclose(first["offset_"], single.offset_, rtol=1e-5)
-    if getattr(single, "feature_error_scale_", None) is not None:
-        np.testing.assert_allclose(first["feature_error_scale_"], single.feature_error_scale_,
-                                   rtol=1e-5)
 
 
 @pytest.mark.slow
