@@ -330,7 +330,7 @@ class AutoencoderAnomalyDetector(
         Threshold on ``score_samples``: ``decision_function = score_samples -
         offset_``.
 
-    feature_error_scale_ : ndarray of shape (n_features_in_,) or None
+    feature_error_scale_ : ndarray of shape (`n_features_in_`,) or None
         With ``relative_errors=True``, each feature's mean reconstruction
         error over the training data of the last ``fit`` or ``partial_fit``
         (weighted by ``sample_weight``), by which that feature's errors are

@@ -146,6 +146,32 @@ def test_adbench_cross_validation_quick_mode(tmp_path):
 
 
 @needs_adbench
+def test_adbench_novelty_cross_validation_quick_mode(tmp_path):
+    """Selection in novelty mode: the novelty splits, every peer, an ensemble candidate."""
+    import json
+
+    bench = load("adbench")
+    grid = {"one": {"max_iter": 1}, "ensemble": {"max_iter": 1, "n_estimators": 2}}
+    grid_path = tmp_path / "grid.json"
+    grid_path.write_text(json.dumps(grid))
+    cv = bench.main([str(ADBENCH_DIR), "--quick", "--mode", "novelty", "--cv-folds", "2",
+                     "--grid", str(grid_path), "--out", str(tmp_path)])
+    peers = [m for m in bench.NOVELTY_METHODS if m != "skae"
+             and (bench.pyod is not None or m not in bench.PYOD_METHODS)]
+    assert cv["peer_names"] == peers
+    assert set(cv["peers"]["method"]) == set(peers)
+    # the novelty split: the peers' rows are those of the novelty benchmark
+    direct = bench.main([str(ADBENCH_DIR), "--quick", "--mode", "novelty", "--methods",
+                         "lof", "--out", str(tmp_path / "direct")])
+    lof = cv["peers"][cv["peers"]["method"] == "lof"].set_index("dataset")["aucroc"]
+    assert lof.to_dict() == direct.set_index("dataset")["aucroc"].to_dict()
+    text = (tmp_path / "adbench_novelty_cv2_quick.md").read_text()
+    assert "(novelty)" in text and "| lof |" in text
+    ensemble = bench.pd.read_csv(tmp_path / "adbench_novelty_cv2_quick_cache" / "ensemble.csv")
+    assert len(ensemble) == 2 and ensemble["aucroc"].between(0, 1).all()
+
+
+@needs_adbench
 def test_adbench_novelty_quick_mode(tmp_path):
     bench = load("adbench")
     results = bench.main([str(ADBENCH_DIR), "--quick", "--mode", "novelty", "--out",
