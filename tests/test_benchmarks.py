@@ -145,6 +145,7 @@ def test_adbench_cross_validation_quick_mode(tmp_path):
     assert again["held_out"]["aucroc"].tolist() == held["aucroc"].tolist()
 
 
+@pytest.mark.slow  # seconds, with pyod's peers; the default suite keeps to its time budget
 @needs_adbench
 def test_adbench_novelty_cross_validation_quick_mode(tmp_path):
     """Selection in novelty mode: the novelty splits, every peer, an ensemble candidate."""

@@ -22,7 +22,7 @@ ESTIMATORS = [
     AutoencoderTransformer(variational=True, max_iter=5, random_state=0),
     AutoencoderAnomalyDetector(variational=True, max_iter=5, random_state=0),
     # scores relative to each feature's training error
-    AutoencoderAnomalyDetector(relative_errors=True, max_iter=5, random_state=0),
+    AutoencoderAnomalyDetector(relative_errors=True, max_iter=2, random_state=0),
     AutoencoderTransformer(max_iter=5, random_state=0, **CONV),
     AutoencoderAnomalyDetector(max_iter=5, random_state=0, **CONV),
     AutoencoderRegressor(max_iter=50, random_state=0),
