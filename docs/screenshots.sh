@@ -17,6 +17,8 @@ pages=(
     "generated/skae.AutoencoderTransformer 1800"
     "generated/skae.AutoencoderAnomalyDetector 1800"
     "generated/skae.AutoencoderRegressor 1800"
+    "generated/skae.AutoencoderEnsembleDetector 1800"
+    "anomaly_detection 2400"
     "auto_examples/variants/plot_denoising 2600"
     "auto_examples/plot_displays 5000"
     "api 1800"
