@@ -15,7 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import _distributed, _inference
-from ._blocks import BlockReader, is_dask_array, is_out_of_core, map_row_blocks
+from ._blocks import BlockReader, LazyRowsMixin, is_dask_array, is_out_of_core
 from ._compat import _check_feature_names, _check_n_features, validate_data
 from ._data import as_csr, join_pairs, standardization
 from ._fitting import train
@@ -42,7 +42,7 @@ class PosteriorCollapseWarning(UserWarning):
     """
 
 
-class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
+class _BaseAutoencoder(LazyRowsMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class for autoencoder estimators.
 
     Warning: This class should not be used directly. Use derived classes
@@ -337,19 +337,6 @@ class _BaseAutoencoder(BaseEstimator, metaclass=ABCMeta):
             ensure_all_finite=False,
         )
         return as_csr(X) if sp.issparse(X) else X
-
-    def _lazy(self, method, X, n_out=None, n_in=None, dtype=None):
-        """``method`` over a Dask array ``X``: a lazy Dask array computed block by block.
-
-        See :func:`skae._blocks.map_row_blocks`. ``n_in`` defaults to
-        ``n_features_in_``; ``dtype`` to float32 for float32 ``X``, else
-        float64.
-        """
-        check_is_fitted(self)
-        if dtype is None:
-            dtype = np.float32 if X.dtype == np.float32 else np.float64
-        n_in = self.n_features_in_ if n_in is None else n_in
-        return map_row_blocks(self, method, X, n_in, n_out, dtype)
 
     def _apply(self, X, parts, n_out):
         return _inference.transform(

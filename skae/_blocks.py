@@ -318,6 +318,24 @@ def _apply_to_block(block, model, method, block_info=None):
         ) from error
 
 
+class LazyRowsMixin:
+    """``_lazy``: an estimator's method over a Dask array, for its inference methods."""
+
+    def _lazy(self, method, X, n_out=None, n_in=None, dtype=None):
+        """``method`` over a Dask array ``X``: a lazy Dask array computed block by block.
+
+        See :func:`map_row_blocks`. ``n_in`` defaults to ``n_features_in_``;
+        ``dtype`` to float32 for float32 ``X``, else float64.
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
+        if dtype is None:
+            dtype = np.float32 if X.dtype == np.float32 else np.float64
+        n_in = self.n_features_in_ if n_in is None else n_in
+        return map_row_blocks(self, method, X, n_in, n_out, dtype)
+
+
 def map_row_blocks(estimator, method, X, n_in, n_out, dtype):
     """``estimator.method`` over a Dask array ``X``, as a lazy Dask array computed blockwise.
 

@@ -13,8 +13,56 @@ from ._output import _FeatureOutputMixin
 from ._weights import weighted_quantile
 
 
+class _OutlierScoresMixin:
+    """``decision_function`` and ``predict`` from ``score_samples`` and ``offset_``.
+
+    For the detectors: each has ``score_samples``, ``offset_`` and ``_lazy``.
+    """
+
+    def decision_function(self, X):
+        """Shifted score: negative for outliers, positive for inliers.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            ``score_samples(X) - offset_``.
+            A lazy Dask array, computed block by block, for a Dask ``X``.
+        """
+        if is_dask_array(X):
+            return self._lazy("decision_function", X)
+        scores = self.score_samples(X)
+        # in float64, so that no finite offset_ overflows float32 scores;
+        # -inf scores stay -inf
+        with np.errstate(over="ignore"):
+            return (scores.astype(np.float64) - self.offset_).astype(scores.dtype)
+
+    def predict(self, X):
+        """Label each sample as inlier (+1) or outlier (-1).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data to label.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            -1 where ``decision_function(X) < 0``, else +1.
+            A lazy Dask array, computed block by block, for a Dask ``X``.
+        """
+        if is_dask_array(X):
+            return self._lazy("predict", X, dtype=np.int64)
+        decision = self.decision_function(X)
+        return np.where(decision >= 0, 1, -1)
+
+
 class AutoencoderAnomalyDetector(
-    _FeatureOutputMixin, OutlierMixin, _ReconstructMixin, _BaseAutoencoder
+    _OutlierScoresMixin, _FeatureOutputMixin, OutlierMixin, _ReconstructMixin, _BaseAutoencoder
 ):
     """Anomaly detector scoring samples by their autoencoder reconstruction error.
 
@@ -677,47 +725,6 @@ class AutoencoderAnomalyDetector(
         if is_dask_array(X):
             return self._lazy("score_samples", X)
         return self._score_samples(self._validate_X(X))
-
-    def decision_function(self, X):
-        """Shifted score: negative for outliers, positive for inliers.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Data to score.
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,)
-            ``score_samples(X) - offset_``.
-            A lazy Dask array, computed block by block, for a Dask ``X``.
-        """
-        if is_dask_array(X):
-            return self._lazy("decision_function", X)
-        scores = self.score_samples(X)
-        # in float64, so that no finite offset_ overflows float32 scores;
-        # -inf scores stay -inf
-        with np.errstate(over="ignore"):
-            return (scores.astype(np.float64) - self.offset_).astype(scores.dtype)
-
-    def predict(self, X):
-        """Label each sample as inlier (+1) or outlier (-1).
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Data to label.
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-            -1 where ``decision_function(X) < 0``, else +1.
-            A lazy Dask array, computed block by block, for a Dask ``X``.
-        """
-        if is_dask_array(X):
-            return self._lazy("predict", X, dtype=np.int64)
-        decision = self.decision_function(X)
-        return np.where(decision >= 0, 1, -1)
 
     def feature_errors(self, X):
         """Reconstruction error of every sample in every feature.

@@ -9,16 +9,17 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import _distributed
-from ._blocks import is_dask_array, map_row_blocks
+from ._blocks import LazyRowsMixin, is_dask_array
 from ._compat import Interval, StrOptions
 from ._output import _FeatureOutputMixin
-from .anomaly import AutoencoderAnomalyDetector, outlier_threshold
+from .anomaly import AutoencoderAnomalyDetector, _OutlierScoresMixin, outlier_threshold
 
 #: Largest seed drawn for a member (numpy's and torch's seeds take it).
 _MAX_SEED = np.iinfo(np.int32).max
 
 
-class AutoencoderEnsembleDetector(_FeatureOutputMixin, OutlierMixin, BaseEstimator):
+class AutoencoderEnsembleDetector(_OutlierScoresMixin, _FeatureOutputMixin, OutlierMixin,
+                                  LazyRowsMixin, BaseEstimator):
     """Anomaly detector averaging the scores of several autoencoder detectors.
 
     Fits ``n_estimators`` copies of ``estimator`` (an
@@ -211,12 +212,6 @@ class AutoencoderEnsembleDetector(_FeatureOutputMixin, OutlierMixin, BaseEstimat
         return self._finish(members, seeds, X, sample_weight)
 
     # ------------------------------------------------------------ inference
-    def _lazy(self, method, X, n_out=None, dtype=None):
-        check_is_fitted(self)
-        if dtype is None:
-            dtype = np.float32 if X.dtype == np.float32 else np.float64
-        return map_row_blocks(self, method, X, self.n_features_in_, n_out, dtype)
-
     def score_samples(self, X):
         """Mean of the members' ``score_samples``: the lower, the more abnormal.
 
@@ -235,46 +230,6 @@ class AutoencoderEnsembleDetector(_FeatureOutputMixin, OutlierMixin, BaseEstimat
         if is_dask_array(X):
             return self._lazy("score_samples", X)
         return _mean([m.score_samples(X) for m in self.estimators_])
-
-    def decision_function(self, X):
-        """Shifted score: negative for outliers, positive for inliers.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Data to score.
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,)
-            ``score_samples(X) - offset_``; a lazy Dask array for a Dask
-            ``X``.
-        """
-        check_is_fitted(self)
-        if is_dask_array(X):
-            return self._lazy("decision_function", X)
-        scores = self.score_samples(X)
-        with np.errstate(over="ignore"):  # -inf scores stay -inf
-            return (scores.astype(np.float64) - self.offset_).astype(scores.dtype)
-
-    def predict(self, X):
-        """Label each sample as inlier (+1) or outlier (-1).
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Data to label.
-
-        Returns
-        -------
-        labels : ndarray of shape (n_samples,)
-            -1 where ``decision_function(X) < 0``, else +1; a lazy Dask
-            array for a Dask ``X``.
-        """
-        check_is_fitted(self)
-        if is_dask_array(X):
-            return self._lazy("predict", X, dtype=np.int64)
-        return np.where(self.decision_function(X) >= 0, 1, -1)
 
     def feature_errors(self, X):
         """Mean of the members' ``feature_errors``: which features make a sample anomalous.

@@ -354,6 +354,11 @@ def _log_likelihood(g, x, est):
     return _nan_to(g, g.op("Add", lse, g.scalar(const)), -np.inf)
 
 
+def _spec_of(est):
+    """The resolved parameters of ``est``'s network (of its first member for an ensemble)."""
+    return (est.estimators_[0] if isinstance(est, AutoencoderEnsembleDetector) else est)._spec
+
+
 def _member_mean(g, x, est, emit):
     """Mean over an ensemble's members of ``emit(g, x, member)``."""
     parts = [emit(g, x, member) for member in est.estimators_]
@@ -395,10 +400,7 @@ def _labels(g, decision, out=None):
 
 def _emit_method(g, x, est, method):
     """Nodes of ``method`` of ``est`` on rows ``x``; returns ``(name, shape)`` of the result."""
-    if isinstance(est, AutoencoderEnsembleDetector):
-        net, spec = None, est.estimators_[0]._spec
-    else:
-        net, spec = est.module_, est._spec
+    net, spec = getattr(est, "module_", None), _spec_of(est)
     n_out = spec.n_outputs or spec.n_features
     if method == "transform":
         return _emit_steps(g, x, net.inference_steps(("encoder",))), [None, spec.n_components]
@@ -556,8 +558,7 @@ def to_onnx(estimator, *, methods=None, target_opset=None):
     check_is_fitted(estimator)
     methods = _check_methods(estimator, methods)
     opset = _check_opset(target_opset)
-    spec = (estimator.estimators_[0] if isinstance(estimator, AutoencoderEnsembleDetector)
-            else estimator)._spec
+    spec = _spec_of(estimator)
     width = spec.n_components if methods == ("inverse_transform",) else spec.n_features
     g = _Standalone(opset)
     outputs = []
