@@ -210,6 +210,38 @@ def reconstruction_errors(net, X, loss, width, per_feature, scale=None):
     return out
 
 
+def codes(net, X, n_out, width):
+    """The code of every sample of ``X``, in chunks, without refusing overflows.
+
+    Unlike :func:`transform`, a code that overflows X's dtype (or is NaN
+    because an intermediate overflowed) is returned as it is: the scoring
+    that reads it turns it into the most anomalous score.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+    X : ndarray of shape (n_samples, n_features)
+        Validated input (finiteness is checked here).
+    n_out : int
+        Code width.
+    width : int
+        Widest layer, to size the chunks.
+
+    Returns
+    -------
+    codes : ndarray of shape (n_samples, n_out), float64
+    """
+    device, dtype = device_of(net), _dtype(X)
+    encode = Forward(net.inference_steps(("encoder",)), dtype)
+    out = np.empty((X.shape[0], n_out), dtype=np.float64)
+    with torch.inference_mode():
+        for a, b in iter_chunks(X.shape[0], width):
+            xb = as_tensor(dense_rows(X, a, b), device, dtype)
+            _check_finite_input(xb)
+            out[a:b] = encode(xb).reshape(b - a, n_out).cpu().numpy()
+    return out
+
+
 def feature_error_sums(net, X, loss, width, weights=None):
     """Weighted sum over the samples of each feature's reconstruction error.
 

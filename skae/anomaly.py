@@ -116,6 +116,26 @@ class AutoencoderAnomalyDetector(
         on ADBench; on contaminated training data it scored lower (see the
         anomaly detection guide). Needs ``variational=False``.
 
+    code_distance : {"add", "multiply"} or None, default=None
+        Also score how unusual a sample's code is. An autoencoder
+        reconstructs well a sample that is extreme along the directions its
+        code keeps; such a sample stands out by its code instead. The score
+        then combines ``m``, the squared Mahalanobis distance of the
+        sample's code to the mean of the training codes under their
+        covariance (``code_mean_``, ``code_whitening_``), and ``r``, the
+        sample's reconstruction error divided by the mean error of the
+        training samples (``error_scale_``). ``"add"``: ``score_samples =
+        -(n_features * r + m)``, which is, up to a constant, twice the
+        negative log-likelihood of a Gaussian on the code plus isotropic
+        Gaussian noise around the reconstruction, as in probabilistic PCA.
+        ``"multiply"``: ``score_samples = -r * m``. The statistics are
+        those of the training samples left once the ``trim_fraction`` with
+        the largest errors are set aside (as the trimmed loss does), so that
+        anomalies in the training data do not widen them. None: the
+        reconstruction error alone. :meth:`feature_errors` is unchanged (it
+        no longer averages to ``-score_samples``). Needs
+        ``variational=False``, whose likelihood already scores the code.
+
     hidden_layer_sizes : tuple of int or int, default=(64,)
         Widths of the encoder's hidden layers, input side first. The decoder
         mirrors them. A single int means one hidden layer; ``()`` gives a
@@ -386,6 +406,24 @@ class AutoencoderAnomalyDetector(
         ``1e-12``, so that a feature reconstructed perfectly in training
         still gives finite relative errors. None with ``relative_errors=False``.
 
+    error_scale_ : float or None
+        With ``code_distance`` set, the mean reconstruction error (the mean
+        over features, as ``-score_samples`` is without it) of the training
+        samples the statistics keep, floored at ``1e-12``. Else None.
+
+    code_mean_ : ndarray of shape (n_components,) or None
+        With ``code_distance`` set, the mean code of those training samples
+        (weighted by ``sample_weight``). Else None.
+
+    code_whitening_ : ndarray of shape (n_components, n_components) or None
+        With ``code_distance`` set, the matrix ``W`` with which the squared
+        Mahalanobis distance of a code ``z`` is ``||(z - code_mean_) @ W||²``:
+        the inverse square root ``V diag(1 / sqrt(λ)) Vᵀ`` of the codes'
+        covariance (eigenvalues ``λ``, eigenvectors ``V``), with ``λ``
+        floored at ``1e-6`` times their mean and at ``1e-12`` (a code unit
+        that never varies in training still gives finite distances). Else
+        None.
+
     n_features_in_ : int
         Number of features seen during fit.
 
@@ -487,6 +525,7 @@ class AutoencoderAnomalyDetector(
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
         "trim_fraction": [Interval(Real, 0, 1, closed="left")],
         "relative_errors": ["boolean"],
+        "code_distance": [StrOptions({"add", "multiply"}), None],
     }
 
     # The detector trains on a fixed budget of epochs by design: reaching
@@ -500,6 +539,7 @@ class AutoencoderAnomalyDetector(
         contamination=0.1,
         trim_fraction=0.3,
         relative_errors=False,
+        code_distance=None,
         hidden_layer_sizes=(64,),
         activation="tanh",
         latent_activation="identity",
@@ -597,6 +637,7 @@ class AutoencoderAnomalyDetector(
         self.contamination = contamination
         self.trim_fraction = trim_fraction
         self.relative_errors = relative_errors
+        self.code_distance = code_distance
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
@@ -621,7 +662,7 @@ class AutoencoderAnomalyDetector(
             Fitted estimator.
         """
         with self._transaction():
-            self._check_relative_errors()
+            self._check_scoring()
             self._set_scores(*self._fit(X, sample_weight=sample_weight))
         return self
 
@@ -648,24 +689,101 @@ class AutoencoderAnomalyDetector(
             Updated estimator.
         """
         with self._transaction():
-            self._check_relative_errors()
+            self._check_scoring()
             self._set_scores(*self._fit(X, incremental=True, sample_weight=sample_weight))
         return self
 
-    def _check_relative_errors(self):
+    def _check_scoring(self):
         if self.relative_errors and self.variational:
             raise ValueError(
                 f"{type(self).__name__}: relative_errors=True needs variational=False: a "
                 "variational model scores by likelihood, whose per-feature terms are not "
                 "errors to divide (they may be negative)."
             )
+        if self.code_distance is not None and self.variational:
+            raise ValueError(
+                f"{type(self).__name__}: code_distance={self.code_distance!r} needs "
+                "variational=False: a variational model scores by likelihood, which already "
+                "accounts for the code's (prior) likelihood."
+            )
 
     def _set_scores(self, X, spec, weights=None):
-        """Set what scoring learns from the (validated) training data."""
+        """Set what scoring learns from the (validated) training data.
+
+        The statistics of ``code_distance``, then the threshold ``offset_``
+        from the training scores; in a distributed fit, every rank's rows
+        count.
+        """
+        collective = _distributed.current(spec.device, spec.owner)
         self.feature_error_scale_ = None
         if self.relative_errors:
             self.feature_error_scale_ = self._feature_error_scale(X, spec, weights)
-        self._set_offset(X, spec, weights)
+        self._code_distance = self.code_distance
+        self.error_scale_ = self.code_mean_ = self.code_whitening_ = None
+        if self._code_distance is None:
+            scores = self._score_samples(X)
+        else:
+            errors, codes = self._errors(X, per_feature=False), self._codes(X)
+            self._set_code_statistics(errors, codes, spec, weights, collective)
+            scores = self._combine(errors, codes, X.dtype)
+        self.offset_ = outlier_threshold(scores, weights, spec.contamination, spec.variational,
+                                         X.dtype, collective)
+
+    def _set_code_statistics(self, errors, codes, spec, weights, collective):
+        """Set ``error_scale_``, ``code_mean_`` and ``code_whitening_`` (see the class doc)."""
+        errors = errors.astype(np.float64)
+        w = np.ones(len(errors)) if weights is None else np.asarray(weights, np.float64)
+        keep = np.isfinite(errors) & np.isfinite(codes).all(1)
+        if spec.trim_fraction > 0:
+            # the samples the trimmed loss keeps: all but the trim_fraction
+            # (by weight) with the largest errors, over every rank's rows
+            kept_errors, kept_weights = errors[keep], w[keep]
+            if collective is not None:
+                kept_errors, kept_weights = collective.all_gather(
+                    np.column_stack([kept_errors, kept_weights])).T
+            if kept_errors.size:
+                cutoff = weighted_quantile(kept_errors, kept_weights, 1.0 - spec.trim_fraction)
+                keep &= errors <= cutoff
+        w = np.where(keep, w, 0.0)
+        codes = np.where(keep[:, None], codes, 0.0)
+        sums = np.concatenate([[w.sum(), w @ np.where(keep, errors, 0.0)], w @ codes])
+        if collective is not None:
+            sums = collective.all_reduce(sums)
+        total = float(sums[0])
+        if not total > 0:
+            raise ValueError(
+                f"{type(self).__name__}: code_distance={self.code_distance!r} needs training "
+                "samples with a finite reconstruction error and code; every one overflows."
+            )
+        mean = sums[2:] / total
+        centered = np.where(keep[:, None], codes - mean, 0.0)
+        covariance = (centered * w[:, None]).T @ centered
+        if collective is not None:
+            covariance = collective.all_reduce(covariance)
+        eigenvalues, eigenvectors = np.linalg.eigh(covariance / total)
+        eigenvalues = np.maximum(eigenvalues, max(1e-6 * eigenvalues.mean(), 1e-12))
+        self.error_scale_ = max(float(sums[1]) / total, 1e-12)
+        self.code_mean_ = mean
+        self.code_whitening_ = (eigenvectors / np.sqrt(eigenvalues)) @ eigenvectors.T
+
+    def _codes(self, X):
+        return _inference.codes(self.module_, X, self._spec.n_components, self._spec.max_width)
+
+    def _combine(self, errors, codes, dtype):
+        """``score_samples`` from the mean errors and the codes, with ``code_distance``.
+
+        In float64, then cast to ``dtype``; an overflow (or NaN from one) is
+        the most anomalous score, -inf.
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            relative = errors.astype(np.float64) / self.error_scale_
+            distance = np.square((codes - self.code_mean_) @ self.code_whitening_).sum(1)
+            if self._code_distance == "add":
+                total = self._spec.n_features * relative + distance
+            else:
+                total = relative * distance
+            total = np.nan_to_num(total, nan=np.inf, posinf=np.inf)
+            return (-total).astype(dtype)
 
     def _feature_error_scale(self, X, spec, weights):
         """Mean training error of every feature (over every rank's rows), floored."""
@@ -685,24 +803,19 @@ class AutoencoderAnomalyDetector(
             scale=getattr(self, "feature_error_scale_", None),
         )
 
-    def _set_offset(self, X, spec, weights=None):
-        """Set ``offset_`` from the scores of the (validated) training data.
-
-        See :func:`outlier_threshold`; in a distributed fit, the scores of
-        every rank's training rows count.
-        """
-        collective = _distributed.current(spec.device, spec.owner)
-        self.offset_ = outlier_threshold(self._score_samples(X), weights, spec.contamination,
-                                         spec.variational, X.dtype, collective)
-
     def _score_samples(self, X):
         if self._spec.variational:
             return self._log_likelihood(X)
-        return -self._errors(X, per_feature=False)
+        errors = self._errors(X, per_feature=False)
+        if getattr(self, "_code_distance", None) is None:
+            return -errors
+        return self._combine(errors, self._codes(X), X.dtype)
 
     def score_samples(self, X):
         """Opposite of the reconstruction error: the lower, the more abnormal.
 
+        With ``code_distance`` set, the opposite of its combination of the
+        relative reconstruction error and the code's Mahalanobis distance.
         With ``variational=True``, the estimated log-likelihood instead (the
         opposite of the negative log-likelihood).
 
@@ -714,7 +827,11 @@ class AutoencoderAnomalyDetector(
         Returns
         -------
         scores : ndarray of shape (n_samples,)
-            ``-feature_errors(X).mean(axis=1)``. With ``variational=True``,
+            ``-feature_errors(X).mean(axis=1)``; with ``code_distance``,
+            ``-(n_features * r + m)`` (``"add"``) or ``-r * m``
+            (``"multiply"``), where ``r = feature_errors(X).mean(axis=1) /
+            error_scale_`` and ``m`` is the code's squared Mahalanobis
+            distance (see the class doc), -inf where it overflows. With ``variational=True``,
             ``log p(x)`` in nats, in the units of X: the importance-weighted
             estimate with ``n_importance_samples`` samples, whose random draws
             are fixed at ``fit`` (deterministic, and each sample's score

@@ -371,8 +371,22 @@ def _score_samples(g, x, est):
         return _member_mean(g, x, est, _score_samples)
     if est._spec.variational:
         return _log_likelihood(g, x, est)
-    err = g.reduce("ReduceMean", _errors(g, x, est), [1])
-    return g.op("Neg", _nan_to(g, err, np.inf))
+    err = _nan_to(g, g.reduce("ReduceMean", _errors(g, x, est), [1]), np.inf)
+    if getattr(est, "_code_distance", None) is None:
+        return g.op("Neg", err)
+    return g.op("Neg", _nan_to(g, _code_combination(g, x, est, err), np.inf))
+
+
+def _code_combination(g, x, est, err):
+    """``n_features * r + m`` or ``r * m`` of ``code_distance`` (see the detector)."""
+    codes = _emit_steps(g, x, est.module_.inference_steps(("encoder",)))
+    centered = g.op("Sub", codes, g.const(est.code_mean_.reshape(1, -1), "code_mean"))
+    white = g.op("MatMul", centered, g.const(est.code_whitening_, "code_whitening"))
+    distance = g.reduce("ReduceSum", g.op("Mul", white, white), [1])
+    relative = g.op("Mul", err, g.scalar(1.0 / est.error_scale_))
+    if est._code_distance == "add":
+        return g.op("Add", g.op("Mul", relative, g.scalar(est._spec.n_features)), distance)
+    return g.op("Mul", relative, distance)
 
 
 def _feature_errors(g, x, est):

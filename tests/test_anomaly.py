@@ -274,3 +274,148 @@ def test_relative_errors_scale_is_the_weighted_mean_training_error():
     np.testing.assert_allclose(relative.feature_error_scale_, np.average(raw, axis=0, weights=w),
                                rtol=1e-12)
     assert not np.allclose(relative.feature_error_scale_, raw.mean(0), rtol=1e-3)
+
+
+# ------------------------------------------------------------ code distance
+CODE = dict(n_components=2, max_iter=20, random_state=0)
+
+
+def _kept(errors, trim_fraction):
+    """The training rows the code statistics keep (no weights)."""
+    return errors <= np.quantile(errors, 1.0 - trim_fraction)
+
+
+@pytest.mark.parametrize("combination", ["add", "multiply"])
+@pytest.mark.parametrize("trim_fraction", [0.0, 0.3])
+def test_code_distance_scores_are_the_documented_combination(blobs, combination,
+                                                             trim_fraction):
+    X, _ = blobs
+    params = dict(CODE, trim_fraction=trim_fraction)
+    plain = AutoencoderAnomalyDetector(**params).fit(X)
+    det = AutoencoderAnomalyDetector(code_distance=combination, **params).fit(X)
+    assert plain.code_mean_ is None and plain.error_scale_ is None
+    # the same training: only the score differs
+    np.testing.assert_array_equal(det.reconstruct(X), plain.reconstruct(X))
+    np.testing.assert_array_equal(det.feature_errors(X), plain.feature_errors(X))
+    errors = plain.feature_errors(X).mean(1)
+    codes = det._encode(X)
+    kept = _kept(errors, trim_fraction)
+    assert kept.sum() == (len(X) if trim_fraction == 0 else pytest.approx(0.7 * len(X), abs=1))
+    mean, covariance = codes[kept].mean(0), np.cov(codes[kept].T, bias=True)
+    np.testing.assert_allclose(det.code_mean_, mean, rtol=1e-10, atol=1e-12)
+    assert det.error_scale_ == pytest.approx(errors[kept].mean(), rel=1e-10)
+    centered = codes - mean
+    distance = np.einsum("ij,jk,ik->i", centered, np.linalg.inv(covariance), centered)
+    assert distance[kept].mean() == pytest.approx(2.0, rel=1e-8)  # n_components, on average
+    relative = errors / errors[kept].mean()
+    expected = X.shape[1] * relative + distance if combination == "add" else relative * distance
+    np.testing.assert_allclose(det.score_samples(X), -expected, rtol=1e-8)
+    assert det.offset_ == pytest.approx(np.percentile(det.score_samples(X), 10))
+    np.testing.assert_allclose(det.decision_function(X), det.score_samples(X) - det.offset_)
+
+
+def test_code_distance_flags_points_far_out_on_the_learned_plane():
+    """A linear autoencoder reconstructs the whole plane; the code distance sees how far.
+
+    Normal points lie near a plane in 8-D; the anomalies lie exactly on it, 4
+    standard deviations out: reconstructed better than the normal points,
+    they stand out by their codes only.
+    """
+    rng = np.random.RandomState(0)
+    basis = rng.normal(size=(2, 8))
+    X = rng.normal(size=(400, 2)) @ basis + 0.05 * rng.normal(size=(400, 8))
+    rng = np.random.RandomState(1)
+    normal = rng.normal(size=(100, 2)) @ basis + 0.05 * rng.normal(size=(100, 8))
+    directions = rng.normal(size=(100, 2))
+    far = 4 * directions / np.linalg.norm(directions, axis=1, keepdims=True) @ basis
+    test, y = np.vstack([normal, far]), np.r_[np.zeros(100), np.ones(100)]
+    params = dict(n_components=2, hidden_layer_sizes=(), activation="identity",
+                  trim_fraction=0.0, max_iter=30, batch_size=16, learning_rate_init=1e-2,
+                  random_state=0)
+    plain = AutoencoderAnomalyDetector(**params).fit(X)
+    assert roc_auc_score(y, -plain.score_samples(test)) < 0.5  # 0.20
+    add = AutoencoderAnomalyDetector(code_distance="add", **params).fit(X)
+    assert roc_auc_score(y, -add.score_samples(test)) > 0.9  # 0.94
+    multiply = AutoencoderAnomalyDetector(code_distance="multiply", **params).fit(X)
+    assert roc_auc_score(y, -multiply.score_samples(test)) > 0.8  # 0.89
+
+
+def test_code_distance_statistics_are_weighted_as_repeated_rows(blobs):
+    X, _ = blobs
+    w = np.random.RandomState(0).randint(0, 4, size=len(X)).astype(float)
+    det = AutoencoderAnomalyDetector(code_distance="add", **CODE).fit(X, sample_weight=w)
+    repeated = np.repeat(X, w.astype(int), axis=0)
+    errors = det._errors(repeated, per_feature=False)
+    kept = _kept(errors, 0.3)
+    codes = det._encode(repeated)[kept]
+    np.testing.assert_allclose(det.code_mean_, codes.mean(0), rtol=1e-10, atol=1e-12)
+    assert det.error_scale_ == pytest.approx(errors[kept].mean(), rel=1e-10)
+    inverse_sqrt = det.code_whitening_
+    np.testing.assert_allclose(np.linalg.inv(inverse_sqrt @ inverse_sqrt.T),
+                               np.cov(codes.T, bias=True), rtol=1e-8)
+
+
+def test_code_distance_is_finite_for_a_code_unit_that_never_varies(monkeypatch, blobs):
+    X, _ = blobs
+    codes = skae._inference.codes
+
+    def constant_unit_1(*args, **kwargs):  # as if the second code unit were dead
+        z = codes(*args, **kwargs)
+        z[:, 1] = 0.5
+        return z
+
+    monkeypatch.setattr(skae._inference, "codes", constant_unit_1)
+    det = AutoencoderAnomalyDetector(code_distance="add", **CODE).fit(X)
+    scores = det.score_samples(X)
+    assert np.isfinite(scores).all() and np.isfinite(det.offset_)
+    # the dead unit's eigenvalue is floored at 1e-6 times the mean eigenvalue
+    eigenvalues = np.linalg.eigvalsh(np.linalg.inv(det.code_whitening_ @ det.code_whitening_))
+    assert eigenvalues.min() == pytest.approx(1e-6 * eigenvalues.mean(), rel=1e-3)
+
+
+def test_code_distance_overflow_is_the_most_anomalous_score(monkeypatch, blobs):
+    X, _ = blobs
+    det = AutoencoderAnomalyDetector(code_distance="multiply", **CODE).fit(X)
+    codes = skae._inference.codes
+
+    def overflowing(*args, **kwargs):  # a code beyond float64, and a NaN one
+        z = codes(*args, **kwargs)
+        z[0], z[1] = np.inf, np.nan
+        return z
+
+    monkeypatch.setattr(skae._inference, "codes", overflowing)
+    scores = det.score_samples(X[:5])
+    assert scores[0] == scores[1] == -np.inf
+    assert np.isfinite(scores[2:]).all()
+    np.testing.assert_array_equal(det.predict(X[:2]), [-1, -1])
+
+
+def test_code_distance_follows_the_last_training_call(blobs):
+    X, _ = blobs
+    det = AutoencoderAnomalyDetector(code_distance="add", **CODE).fit(X)
+    det.partial_fit(X[:200] + 5.0)
+    np.testing.assert_allclose(det.code_mean_, det._encode(X[:200] + 5.0)[
+        _kept(det._errors(X[:200] + 5.0, False), 0.3)].mean(0), rtol=1e-10)
+    scores = det.score_samples(X)
+    det.set_params(code_distance="multiply")  # no effect before the next fit
+    np.testing.assert_array_equal(det.score_samples(X), scores)
+    det.set_params(code_distance=None).fit(X)
+    assert det.code_mean_ is None and det.code_whitening_ is None and det.error_scale_ is None
+    np.testing.assert_allclose(det.score_samples(X), -det.feature_errors(X).mean(1))
+    assert not np.allclose(scores, det.score_samples(X))
+
+
+def test_code_distance_needs_a_non_variational_model(blobs):
+    X, _ = blobs
+    det = AutoencoderAnomalyDetector(code_distance="add", **CODE).fit(X)
+    before = pickle.dumps(det)
+    det.set_params(variational=True)
+    with pytest.raises(ValueError, match="code_distance='add' needs variational=False"):
+        det.fit(X)
+    assert pickle.dumps(det.set_params(variational=False)) == before  # left as it was
+
+
+def test_code_distance_is_validated(blobs):
+    X, _ = blobs
+    with pytest.raises(InvalidParameterError, match="'code_distance' parameter"):
+        AutoencoderAnomalyDetector(code_distance="sum").fit(X)

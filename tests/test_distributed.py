@@ -63,6 +63,10 @@ CONFIGS = {
     "detector_relative": ("AutoencoderAnomalyDetector",
                           dict(BASE, n_components=3, hidden_layer_sizes=(8,), trim_fraction=0.0,
                                relative_errors=True), (48, 32), 6, False),
+    # the code distance's statistics over all ranks, its trimmed rows chosen among all
+    "detector_code": ("AutoencoderAnomalyDetector",
+                      dict(BASE, n_components=3, hidden_layer_sizes=(8,), trim_fraction=0.25,
+                           code_distance="add"), (48, 32), 6, False),
     # an ensemble: every member trained across the ranks, the threshold over all rows
     "ensemble": ("AutoencoderEnsembleDetector",
                  dict(estimator=dict(BASE, n_components=3, hidden_layer_sizes=(8,),
@@ -125,7 +129,7 @@ for name, (cls, params, n_rows, n_features, sparse) in CONFIGS.items():
               for i, member in enumerate(getattr(est, "estimators_", [est]))
               for k, v in member.module_.state_dict().items()}}
     for attr in ("loss_curve_", "validation_scores_", "n_iter_", "offset_", "latent_kl_",
-                 "feature_error_scale_"):
+                 "feature_error_scale_", "error_scale_", "code_mean_", "code_whitening_"):
         if getattr(est, attr, None) is not None:
             fitted[attr] = np.asarray(getattr(est, attr), dtype=np.float64)
     for i, member in enumerate(getattr(est, "estimators_", [])):
@@ -289,8 +293,23 @@ def test_variational_ranks_agree_on_model_threshold_and_latent_kl(launch):
         first["latent_kl_"], _inference.latent_kl(model.module_, X, model._spec.max_width),
         rtol=1e-6)
     offset = model.offset_
-    model._set_offset(X, model._spec)  # here, in one process: the union's scores
+    model._set_scores(X, model._spec)  # here, in one process: the union's scores
     np.testing.assert_allclose(offset, model.offset_, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_code_distance_statistics_are_those_of_every_ranks_rows(launch):
+    """The trimmed rows, code mean and covariance, and threshold: of the union of the shards."""
+    out, _ = launch
+    first, second = ranks(out, "detector_code")
+    assert_ranks_agree(first, second)
+    model = skae.load(out / "detector_code.safetensors")
+    X = np.concatenate([first["X"], second["X"]])
+    model._set_scores(X, model._spec)  # here, in one process, from the same network
+    for attr in ("error_scale_", "code_mean_", "code_whitening_", "offset_"):
+        np.testing.assert_allclose(first[attr], getattr(model, attr), rtol=1e-6, atol=1e-9,
+                                   err_msg=attr)
+    np.testing.assert_allclose(model.score_samples(first["X"]), first["output"], rtol=1e-6)
 
 
 @pytest.mark.slow

@@ -34,6 +34,9 @@ pytestmark = [
 
 #: Largest absolute difference allowed between onnxruntime and skae, float32 input.
 ATOL = 1e-5
+#: ... and relative difference: float32 rounding of scores of magnitude up to ~100
+#: (the code distance's), computed in another order.
+RTOL = 2e-6
 FAST = dict(max_iter=3, random_state=0)
 MLP = dict(n_components=2, hidden_layer_sizes=(5,), **FAST)
 IMAGE = (5, 4, 2)  # odd height, channels last with two channels
@@ -104,6 +107,15 @@ CASES = {
     "detector-relative-bce": (AutoencoderAnomalyDetector(
         relative_errors=True, loss="bce", standardize=False, output_activation="sigmoid", **MLP),
         _unit_rows, None),
+    "detector-code-add": (AutoencoderAnomalyDetector(code_distance="add", **MLP), _rows, None),
+    "detector-code-multiply": (AutoencoderAnomalyDetector(code_distance="multiply",
+                                                          relative_errors=True, **MLP),
+                               _rows, None),
+    "detector-conv-code": (AutoencoderAnomalyDetector(n_components=3, hidden_layer_sizes=(),
+                                                      code_distance="add", **CONV),
+                           _images, None),
+    "ensemble-code": (AutoencoderEnsembleDetector(AutoencoderAnomalyDetector(
+        code_distance="multiply", **MLP), n_estimators=2, random_state=0), _rows, None),
     "detector-auto-code": (AutoencoderAnomalyDetector(**{**MLP, "n_components": "auto"}),
                            _rows, None),
     "detector-conv": (AutoencoderAnomalyDetector(n_components=3, hidden_layer_sizes=(), **CONV),
@@ -157,7 +169,7 @@ def _assert_same(got, expected, what):
     if np.issubdtype(expected.dtype, np.integer):
         np.testing.assert_array_equal(got, expected, err_msg=what)
     else:
-        np.testing.assert_allclose(got, expected, rtol=0, atol=ATOL, err_msg=what)
+        np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL, err_msg=what)
 
 
 def _methods(est):

@@ -181,20 +181,25 @@ def test_memmap_fit_reads_blocks_and_equals_in_memory(data, tmp_path, monkeypatc
     assert np.bincount(reads, minlength=n_blocks).max() <= 5
 
 
-def test_relative_errors_from_blocks_equal_those_in_memory(data, tmp_path, monkeypatch):
-    """The training errors per feature are summed block by block, as in memory."""
+@pytest.mark.parametrize("scoring", [dict(relative_errors=True), dict(code_distance="add")])
+def test_score_statistics_from_blocks_equal_those_in_memory(data, tmp_path, monkeypatch,
+                                                            scoring):
+    """The training errors and codes are read block by block, with the results in memory."""
     path = tmp_path / "X.npy"
     np.save(path, data)
     monkeypatch.setattr(_blocks, "MEMMAP_BLOCK_BYTES", 40 * 16 * 8)  # 9 blocks
-    params = dict(n_components=3, max_iter=2, random_state=0, batch_size=32,
-                  relative_errors=True)
+    params = dict(n_components=3, max_iter=2, random_state=0, batch_size=32, **scoring)
     memory = _fit_quietly(skae.AutoencoderAnomalyDetector(**params), data)
     sources = [np.load(path, mmap_mode="r"), da.from_array(data, chunks=(50, 16))]
     with dask.config.set(scheduler="synchronous"):
         for X in sources:
             blocks = _fit_quietly(skae.AutoencoderAnomalyDetector(**params), X)
-            assert_allclose(blocks.feature_error_scale_, memory.feature_error_scale_,
-                            rtol=1e-12)
+            for attr in ("feature_error_scale_", "error_scale_", "code_mean_",
+                         "code_whitening_"):
+                if getattr(memory, attr) is None:
+                    assert getattr(blocks, attr) is None
+                else:
+                    assert_allclose(getattr(blocks, attr), getattr(memory, attr), rtol=1e-12)
             assert blocks.offset_ == pytest.approx(memory.offset_, rel=1e-12)
             assert_allclose(blocks.score_samples(data), memory.score_samples(data), rtol=1e-12)
 

@@ -64,6 +64,8 @@ KINDS = {
     "detector_auto_code": lambda: (AutoencoderAnomalyDetector("auto", **FAST), X[:, :5], None),
     "detector_relative_errors": lambda: (AutoencoderAnomalyDetector(3, relative_errors=True,
                                                                     **FAST), X, None),
+    "detector_code_distance": lambda: (AutoencoderAnomalyDetector(3, code_distance="add",
+                                                                  **FAST), X, None),
     "ensemble": lambda: (AutoencoderEnsembleDetector(AutoencoderAnomalyDetector(
         3, relative_errors=True, max_iter=3, batch_size=16), n_estimators=2, random_state=0),
         X, None),

@@ -205,6 +205,7 @@ def detector_params(draw):
     params["contamination"] = draw(st.one_of(st.just("auto"), st.floats(0.01, 0.5)))
     params["trim_fraction"] = draw(st.floats(0.0, 0.9))
     params["relative_errors"] = draw(st.booleans())
+    params["code_distance"] = draw(st.sampled_from([None, "add", "multiply"]))
     return params
 
 
