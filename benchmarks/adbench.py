@@ -507,6 +507,33 @@ def load_grid(path):
     return {name: params for name, params in grid.items() if not name.startswith("_")}
 
 
+def candidate_key(method, params):
+    """The cache key of a candidate: every parameter of the model it fits, as JSON.
+
+    A candidate overrides ``AutoencoderAnomalyDetector``'s defaults, so its
+    key holds the defaults too: when they change, its cached rows (computed
+    with the former ones) are discarded instead of being read as the new
+    configuration's. A peer's key is its (empty) overrides.
+
+    Parameters
+    ----------
+    method : str
+        ``"skae"`` for a grid candidate, or a peer.
+    params : dict
+        The candidate's overrides (``n_estimators`` for an ensemble).
+
+    Returns
+    -------
+    key : str
+    """
+    if method != "skae":
+        return json.dumps(params, sort_keys=True)
+    full = skae.AutoencoderAnomalyDetector().get_params()
+    del full["random_state"]  # the run's seed
+    full.update(params)
+    return json.dumps(full, sort_keys=True)
+
+
 def cached_results(candidate, method, params, datasets, seeds, data_dir, cache_dir,
                    split=make_split):
     """Results of one candidate, computing only the rows its cache lacks.
@@ -515,8 +542,8 @@ def cached_results(candidate, method, params, datasets, seeds, data_dir, cache_d
     ----------
     candidate : str
         Name of the candidate; its rows are cached in
-        ``<cache_dir>/<candidate>.csv`` together with its parameters, and the
-        cache is discarded when the parameters change.
+        ``<cache_dir>/<candidate>.csv`` together with its parameters (see
+        :func:`candidate_key`), and the cache is discarded when they change.
     method : str
         ``"skae"`` for a grid candidate, or a peer such as ``"iforest"``.
     params : dict
@@ -539,7 +566,7 @@ def cached_results(candidate, method, params, datasets, seeds, data_dir, cache_d
         The candidate's rows for ``datasets`` and ``seeds``.
     """
     path = cache_dir / f"{candidate}.csv"
-    key = json.dumps(params, sort_keys=True)
+    key = candidate_key(method, params)
     cached = pd.DataFrame()
     if path.exists():
         cached = pd.read_csv(path)

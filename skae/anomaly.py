@@ -9,6 +9,7 @@ from . import _distributed, _inference
 from ._base import _BaseAutoencoder, _ReconstructMixin
 from ._blocks import is_dask_array
 from ._compat import Interval, StrOptions, _fit_context
+from ._data import iter_chunks
 from ._output import _FeatureOutputMixin
 from ._weights import weighted_quantile
 
@@ -116,7 +117,7 @@ class AutoencoderAnomalyDetector(
         on ADBench; on contaminated training data it scored lower (see the
         anomaly detection guide). Needs ``variational=False``.
 
-    code_distance : {"add", "multiply"} or None, default=None
+    code_distance : {"auto", "add", "multiply"} or None, default="auto"
         Also score how unusual a sample's code is. An autoencoder
         reconstructs well a sample that is extreme along the directions its
         code keeps; such a sample stands out by its code instead. The score
@@ -132,9 +133,12 @@ class AutoencoderAnomalyDetector(
         those of the training samples left once the ``trim_fraction`` with
         the largest errors are set aside (as the trimmed loss does), so that
         anomalies in the training data do not widen them. None: the
-        reconstruction error alone. :meth:`feature_errors` is unchanged (it
-        no longer averages to ``-score_samples``). Needs
-        ``variational=False``, whose likelihood already scores the code.
+        reconstruction error alone. ``"auto"``: ``"add"``, the choice of the
+        out-of-sample selection on ADBench (see the anomaly detection
+        guide), and None with ``variational=True``. :meth:`feature_errors` is unchanged (it
+        no longer averages to ``-score_samples``). ``"add"`` and
+        ``"multiply"`` need ``variational=False``, whose likelihood already
+        scores the code.
 
     hidden_layer_sizes : tuple of int or int, default=(64,)
         Widths of the encoder's hidden layers, input side first. The decoder
@@ -166,7 +170,7 @@ class AutoencoderAnomalyDetector(
         Strength of the L2 penalty on the weights (not the biases): the
         gradient of ``0.5 * alpha * ||W||^2`` is added to each update.
 
-    batch_size : int, default=256
+    batch_size : int, default=512
         Minibatch size; clipped to the number of training samples.
 
     learning_rate : {"constant", "adaptive"}, default="constant"
@@ -178,7 +182,7 @@ class AutoencoderAnomalyDetector(
     learning_rate_init : float, default=3e-3
         Step size of the optimizer.
 
-    max_iter : int, default=10
+    max_iter : int, default=20
         Training budget: the number of epochs (passes over the data) per call
         to ``fit``; ``partial_fit`` runs one epoch. The detector is trained for
         a fixed number of epochs by design: a short training on the trimmed
@@ -407,16 +411,17 @@ class AutoencoderAnomalyDetector(
         still gives finite relative errors. None with ``relative_errors=False``.
 
     error_scale_ : float or None
-        With ``code_distance`` set, the mean reconstruction error (the mean
+        When the scores use the code distance (``code_distance`` not None,
+        and not ``"auto"`` with ``variational=True``), the mean reconstruction error (the mean
         over features, as ``-score_samples`` is without it) of the training
         samples the statistics keep, floored at ``1e-12``. Else None.
 
     code_mean_ : ndarray of shape (n_components,) or None
-        With ``code_distance`` set, the mean code of those training samples
+        When the scores use the code distance, the mean code of those training samples
         (weighted by ``sample_weight``). Else None.
 
     code_whitening_ : ndarray of shape (n_components, n_components) or None
-        With ``code_distance`` set, the matrix ``W`` with which the squared
+        When the scores use the code distance, the matrix ``W`` with which the squared
         Mahalanobis distance of a code ``z`` is ``||(z - code_mean_) @ W||²``:
         the inverse square root ``V diag(1 / sqrt(λ)) Vᵀ`` of the codes'
         covariance (eigenvalues ``λ``, eigenvectors ``V``), with ``λ``
@@ -525,7 +530,7 @@ class AutoencoderAnomalyDetector(
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
         "trim_fraction": [Interval(Real, 0, 1, closed="left")],
         "relative_errors": ["boolean"],
-        "code_distance": [StrOptions({"add", "multiply"}), None],
+        "code_distance": [StrOptions({"auto", "add", "multiply"}), None],
     }
 
     # The detector trains on a fixed budget of epochs by design: reaching
@@ -539,7 +544,7 @@ class AutoencoderAnomalyDetector(
         contamination=0.1,
         trim_fraction=0.3,
         relative_errors=False,
-        code_distance=None,
+        code_distance="auto",
         hidden_layer_sizes=(64,),
         activation="tanh",
         latent_activation="identity",
@@ -547,10 +552,10 @@ class AutoencoderAnomalyDetector(
         loss="mse",
         solver="adam",
         alpha=0.0,
-        batch_size=256,
+        batch_size=512,
         learning_rate="constant",
         learning_rate_init=3e-3,
-        max_iter=10,
+        max_iter=20,
         shuffle=True,
         random_state=None,
         tol=1e-4,
@@ -700,7 +705,7 @@ class AutoencoderAnomalyDetector(
                 "variational model scores by likelihood, whose per-feature terms are not "
                 "errors to divide (they may be negative)."
             )
-        if self.code_distance is not None and self.variational:
+        if self.code_distance in ("add", "multiply") and self.variational:
             raise ValueError(
                 f"{type(self).__name__}: code_distance={self.code_distance!r} needs "
                 "variational=False: a variational model scores by likelihood, which already "
@@ -719,11 +724,13 @@ class AutoencoderAnomalyDetector(
         if self.relative_errors:
             self.feature_error_scale_ = self._feature_error_scale(X, spec, weights)
         self._code_distance = self.code_distance
+        if self._code_distance == "auto":
+            self._code_distance = None if spec.variational else "add"
         self.error_scale_ = self.code_mean_ = self.code_whitening_ = None
         if self._code_distance is None:
             scores = self._score_samples(X)
         else:
-            errors, codes = self._errors(X, per_feature=False), self._codes(X)
+            errors, codes = self._errors_and_codes(X)
             self._set_code_statistics(errors, codes, spec, weights, collective)
             scores = self._combine(errors, codes, X.dtype)
         self.offset_ = outlier_threshold(scores, weights, spec.contamination, spec.variational,
@@ -752,7 +759,7 @@ class AutoencoderAnomalyDetector(
         total = float(sums[0])
         if not total > 0:
             raise ValueError(
-                f"{type(self).__name__}: code_distance={self.code_distance!r} needs training "
+                f"{type(self).__name__}: code_distance={self._code_distance!r} needs training "
                 "samples with a finite reconstruction error and code; every one overflows."
             )
         mean = sums[2:] / total
@@ -768,6 +775,19 @@ class AutoencoderAnomalyDetector(
 
     def _codes(self, X):
         return _inference.codes(self.module_, X, self._spec.n_components, self._spec.max_width)
+
+    def _errors_and_codes(self, X):
+        """Mean reconstruction errors and codes of X, reading each chunk of rows once.
+
+        (Memory-mapped and Dask input is read block by block: one pass, not two.)
+        """
+        errors = np.empty(X.shape[0], dtype=X.dtype)
+        codes = np.empty((X.shape[0], self._spec.n_components))
+        for a, b in iter_chunks(X.shape[0], self._spec.max_width):
+            rows = X[a:b]
+            errors[a:b] = self._errors(rows, per_feature=False)
+            codes[a:b] = self._codes(rows)
+        return errors, codes
 
     def _combine(self, errors, codes, dtype):
         """``score_samples`` from the mean errors and the codes, with ``code_distance``.
@@ -806,18 +826,18 @@ class AutoencoderAnomalyDetector(
     def _score_samples(self, X):
         if self._spec.variational:
             return self._log_likelihood(X)
-        errors = self._errors(X, per_feature=False)
         if getattr(self, "_code_distance", None) is None:
-            return -errors
-        return self._combine(errors, self._codes(X), X.dtype)
+            return -self._errors(X, per_feature=False)
+        return self._combine(*self._errors_and_codes(X), X.dtype)
 
     def score_samples(self, X):
-        """Opposite of the reconstruction error: the lower, the more abnormal.
+        """Opposite of the anomaly score: the lower, the more abnormal.
 
-        With ``code_distance`` set, the opposite of its combination of the
-        relative reconstruction error and the code's Mahalanobis distance.
-        With ``variational=True``, the estimated log-likelihood instead (the
-        opposite of the negative log-likelihood).
+        The opposite of the combination ``code_distance`` makes of the
+        relative reconstruction error and the code's Mahalanobis distance
+        (by default), or of the reconstruction error alone
+        (``code_distance=None``). With ``variational=True``, the estimated
+        log-likelihood instead (the opposite of the negative log-likelihood).
 
         Parameters
         ----------
@@ -827,11 +847,12 @@ class AutoencoderAnomalyDetector(
         Returns
         -------
         scores : ndarray of shape (n_samples,)
-            ``-feature_errors(X).mean(axis=1)``; with ``code_distance``,
-            ``-(n_features * r + m)`` (``"add"``) or ``-r * m``
-            (``"multiply"``), where ``r = feature_errors(X).mean(axis=1) /
-            error_scale_`` and ``m`` is the code's squared Mahalanobis
-            distance (see the class doc), -inf where it overflows. With ``variational=True``,
+            ``-(n_features * r + m)`` (``code_distance="add"``, the default)
+            or ``-r * m`` (``"multiply"``), where ``r =
+            feature_errors(X).mean(axis=1) / error_scale_`` and ``m`` is the
+            code's squared Mahalanobis distance (see the class doc);
+            ``-feature_errors(X).mean(axis=1)`` with ``code_distance=None``;
+            -inf where it overflows. With ``variational=True``,
             ``log p(x)`` in nats, in the units of X: the importance-weighted
             estimate with ``n_importance_samples`` samples, whose random draws
             are fixed at ``fit`` (deterministic, and each sample's score
@@ -864,8 +885,11 @@ class AutoencoderAnomalyDetector(
             in standard deviations of the training data when
             ``standardize=True``; with ``relative_errors=True``, divided by
             ``feature_error_scale_`` (1 is the feature's mean training
-            error). Higher is more anomalous. Its mean over
-            features is ``-score_samples(X)``. With ``variational=True``, the
+            error). Higher is more anomalous. Its mean over features is
+            ``-score_samples(X)`` with ``code_distance=None``, and otherwise
+            ``error_scale_`` times the relative error ``r`` that
+            :meth:`score_samples` combines with the code distance. With
+            ``variational=True``, the
             negative log-likelihood ``-log p(x_j | z)`` of each feature given
             the posterior mean code ``z`` (standardized units when
             ``standardize=True``): it tells which features are unlikely, but

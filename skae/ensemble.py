@@ -244,8 +244,9 @@ class AutoencoderEnsembleDetector(_OutlierScoresMixin, _FeatureOutputMixin, Outl
         errors : ndarray or DataFrame of shape (n_samples, n_features)
             A pandas or polars DataFrame when :meth:`set_output` or
             ``sklearn.set_config(transform_output=...)`` asks for one. With
-            members scored by reconstruction error, its mean over features
-            is ``-score_samples(X)``. A lazy Dask array (no column names)
+            members scored by reconstruction error alone
+            (``code_distance=None``), its mean over features is
+            ``-score_samples(X)``. A lazy Dask array (no column names)
             for a Dask ``X``.
         """
         check_is_fitted(self)

@@ -57,7 +57,8 @@ def test_auto_contamination_is_a_robust_threshold(blobs):
 
 def test_feature_errors_explain_the_score(blobs):
     X, _ = blobs
-    det = AutoencoderAnomalyDetector(n_components=2, max_iter=30, random_state=0).fit(X)
+    det = AutoencoderAnomalyDetector(n_components=2, max_iter=30, code_distance=None,
+                                     random_state=0).fit(X)
     errors = det.feature_errors(X)
     assert errors.shape == X.shape and np.all(errors >= 0)
     np.testing.assert_allclose(errors.mean(axis=1), -det.score_samples(X), rtol=1e-10)
@@ -194,7 +195,8 @@ def _plane_and_noise(n=300, seed=0):
     return np.c_[plane, rng.normal(size=(n, 1))]
 
 
-RELATIVE = dict(n_components=2, max_iter=20, trim_fraction=0.0, random_state=0)
+RELATIVE = dict(n_components=2, max_iter=20, batch_size=256, trim_fraction=0.0,
+                code_distance=None, random_state=0)
 
 
 def test_relative_errors_are_errors_over_each_features_training_mean():
@@ -291,7 +293,7 @@ def test_code_distance_scores_are_the_documented_combination(blobs, combination,
                                                              trim_fraction):
     X, _ = blobs
     params = dict(CODE, trim_fraction=trim_fraction)
-    plain = AutoencoderAnomalyDetector(**params).fit(X)
+    plain = AutoencoderAnomalyDetector(code_distance=None, **params).fit(X)
     det = AutoencoderAnomalyDetector(code_distance=combination, **params).fit(X)
     assert plain.code_mean_ is None and plain.error_scale_ is None
     # the same training: only the score differs
@@ -332,7 +334,7 @@ def test_code_distance_flags_points_far_out_on_the_learned_plane():
     params = dict(n_components=2, hidden_layer_sizes=(), activation="identity",
                   trim_fraction=0.0, max_iter=30, batch_size=16, learning_rate_init=1e-2,
                   random_state=0)
-    plain = AutoencoderAnomalyDetector(**params).fit(X)
+    plain = AutoencoderAnomalyDetector(code_distance=None, **params).fit(X)
     assert roc_auc_score(y, -plain.score_samples(test)) < 0.5  # 0.20
     add = AutoencoderAnomalyDetector(code_distance="add", **params).fit(X)
     assert roc_auc_score(y, -add.score_samples(test)) > 0.9  # 0.94
@@ -413,6 +415,18 @@ def test_code_distance_needs_a_non_variational_model(blobs):
     with pytest.raises(ValueError, match="code_distance='add' needs variational=False"):
         det.fit(X)
     assert pickle.dumps(det.set_params(variational=False)) == before  # left as it was
+
+
+def test_code_distance_auto_is_add_and_none_for_a_variational_model(blobs):
+    X, _ = blobs
+    auto = AutoencoderAnomalyDetector(**CODE).fit(X)
+    add = AutoencoderAnomalyDetector(code_distance="add", **CODE).fit(X)
+    assert auto.code_distance == "auto"
+    np.testing.assert_array_equal(auto.score_samples(X), add.score_samples(X))
+    variational = AutoencoderAnomalyDetector(variational=True, **CODE).fit(X)
+    assert variational.code_mean_ is None and variational.error_scale_ is None
+    np.testing.assert_array_equal(variational.score_samples(X),
+                                  variational._log_likelihood(X))
 
 
 def test_code_distance_is_validated(blobs):

@@ -25,6 +25,8 @@ ESTIMATORS = [
     AutoencoderAnomalyDetector(relative_errors=True, max_iter=2, random_state=0),
     # scores combining the error with the code's Mahalanobis distance
     AutoencoderAnomalyDetector(code_distance="multiply", max_iter=2, random_state=0),
+    # the reconstruction error alone
+    AutoencoderAnomalyDetector(code_distance=None, max_iter=2, random_state=0),
     AutoencoderTransformer(max_iter=5, random_state=0, **CONV),
     AutoencoderAnomalyDetector(max_iter=5, random_state=0, **CONV),
     AutoencoderRegressor(max_iter=50, random_state=0),

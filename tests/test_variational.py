@@ -289,7 +289,8 @@ def test_variational_detector_scores_by_log_likelihood():
     # the detector's score is the transformer's likelihood estimate (same training)
     det0 = AutoencoderAnomalyDetector(n_components=2, variational=True, trim_fraction=0.0,
                                       activation="relu", learning_rate_init=1e-3,
-                                      max_iter=60, random_state=0).fit(X)
+                                      batch_size=same.batch_size, max_iter=60,
+                                      random_state=0).fit(X)
     np.testing.assert_allclose(det0.score_samples(X), same.fit(X).score_samples(X), rtol=1e-6)
 
 
