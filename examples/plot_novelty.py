@@ -46,8 +46,8 @@ novelty = dict(trim_fraction=0.0, max_iter=200, batch_size=256, activation="relu
 detectors = {
     "skae defaults": AutoencoderAnomalyDetector(random_state=0),
     "skae novelty setting": AutoencoderAnomalyDetector(random_state=0, **novelty),
-    "  without code distance": AutoencoderAnomalyDetector(random_state=0, code_distance=None,
-                                                          **novelty),
+    "  no code distance": AutoencoderAnomalyDetector(random_state=0, code_distance=None,
+                                                     **novelty),
     "LOF (novelty=True)": LocalOutlierFactor(novelty=True),
     "IsolationForest": IsolationForest(random_state=0),
 }
