@@ -133,9 +133,12 @@ class AutoencoderAnomalyDetector(
         those of the training samples left once the ``trim_fraction`` with
         the largest errors are set aside (as the trimmed loss does), so that
         anomalies in the training data do not widen them. None: the
-        reconstruction error alone. ``"auto"``: ``"add"``, the choice of the
-        out-of-sample selection on ADBench (see the anomaly detection
-        guide), and None with ``variational=True``. :meth:`feature_errors` is unchanged (it
+        reconstruction error alone. ``"auto"``: ``"add"`` for the MLP
+        network, the choice of the out-of-sample selection on ADBench's
+        tabular data (see the anomaly detection guide); None for the
+        variational kind and for ``architecture="conv"``, whose image codes
+        (often wider than the training set is large, and never measured
+        with the distance) keep the reconstruction error. :meth:`feature_errors` is unchanged (it
         no longer averages to ``-score_samples``). ``"add"`` and
         ``"multiply"`` need ``variational=False``, whose likelihood already
         scores the code.
@@ -725,7 +728,7 @@ class AutoencoderAnomalyDetector(
             self.feature_error_scale_ = self._feature_error_scale(X, spec, weights)
         self._code_distance = self.code_distance
         if self._code_distance == "auto":
-            self._code_distance = None if spec.variational else "add"
+            self._code_distance = "add" if spec.kind == "mlp" else None
         self.error_scale_ = self.code_mean_ = self.code_whitening_ = None
         if self._code_distance is None:
             scores = self._score_samples(X)

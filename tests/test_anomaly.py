@@ -417,7 +417,7 @@ def test_code_distance_needs_a_non_variational_model(blobs):
     assert pickle.dumps(det.set_params(variational=False)) == before  # left as it was
 
 
-def test_code_distance_auto_is_add_and_none_for_a_variational_model(blobs):
+def test_code_distance_auto_is_add_for_the_mlp_network_only(blobs):
     X, _ = blobs
     auto = AutoencoderAnomalyDetector(**CODE).fit(X)
     add = AutoencoderAnomalyDetector(code_distance="add", **CODE).fit(X)
@@ -427,6 +427,11 @@ def test_code_distance_auto_is_add_and_none_for_a_variational_model(blobs):
     assert variational.code_mean_ is None and variational.error_scale_ is None
     np.testing.assert_array_equal(variational.score_samples(X),
                                   variational._log_likelihood(X))
+    conv = AutoencoderAnomalyDetector(architecture="conv", image_shape=(1, -1, 1),
+                                      conv_channels=(4,), **CODE).fit(X)
+    assert conv.code_mean_ is None
+    np.testing.assert_allclose(conv.score_samples(X), -conv.feature_errors(X).mean(1),
+                               rtol=1e-10)
 
 
 def test_code_distance_is_validated(blobs):
