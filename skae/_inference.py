@@ -159,7 +159,7 @@ def transform(net, X, parts, n_out, width, owner):
     return out
 
 
-def reconstruction_errors(net, X, loss, width, per_feature, scale=None):
+def reconstruction_errors(net, X, loss, width, per_feature, scale=None, codes=None):
     """Reconstruction error of every sample (or element) of ``X``, in chunks.
 
     Errors are measured in the units the network trains in (standard
@@ -180,6 +180,9 @@ def reconstruction_errors(net, X, loss, width, per_feature, scale=None):
     scale : ndarray of shape (n_features,) or None, default=None
         Divide each feature's errors by its entry (relative errors), before
         the mean over features.
+    codes : ndarray of shape (n_samples, n_components) or None, default=None
+        When given, also receives the code of every sample, from the same
+        pass (a code that overflows is written as it is).
 
     Returns
     -------
@@ -187,7 +190,11 @@ def reconstruction_errors(net, X, loss, width, per_feature, scale=None):
     """
     device, dtype = device_of(net), _dtype(X)
     standardize = Forward(net.inference_steps(("standardize",)), dtype)
-    core = Forward(net.inference_steps(("core",)), dtype)
+    if codes is None:
+        core = Forward(net.inference_steps(("core",)), dtype)
+    else:  # the core in two halves, keeping the code in between
+        encode = Forward(net.inference_steps(("code",)), dtype)
+        expand = Forward(net.inference_steps(("expand",)), dtype)
     shape = X.shape if per_feature else X.shape[:1]
     out = np.empty(shape, dtype=X.dtype)
     if scale is not None:  # its reciprocal in X's dtype (inf where the division overflows)
@@ -199,46 +206,20 @@ def reconstruction_errors(net, X, loss, width, per_feature, scale=None):
             xb = as_tensor(dense_rows(X, a, b), device, dtype)
             _check_input(xb, bce=loss == "bce")
             xs = standardize(xb)
+            if codes is None:
+                reconstruction = core(xs)
+            else:
+                z = encode(xs)
+                codes[a:b] = z.cpu().numpy()
+                reconstruction = expand(z)
             # in X's dtype: an error beyond it is inf, which the rule below keeps
-            errors = elementwise_error(core(xs), xs, loss)
+            errors = elementwise_error(reconstruction, xs, loss)
             if scale is not None:
                 errors = errors * inverse
             if not per_feature:
                 errors = errors.mean(1)
             errors = errors.nan_to_num(nan=torch.inf, posinf=torch.inf).to(dtype)
             out[a:b] = errors.cpu().numpy()
-    return out
-
-
-def codes(net, X, n_out, width):
-    """The code of every sample of ``X``, in chunks, without refusing overflows.
-
-    Unlike :func:`transform`, a code that overflows X's dtype (or is NaN
-    because an intermediate overflowed) is returned as it is: the scoring
-    that reads it turns it into the most anomalous score.
-
-    Parameters
-    ----------
-    net : torch.nn.Module
-    X : ndarray of shape (n_samples, n_features)
-        Validated input (finiteness is checked here).
-    n_out : int
-        Code width.
-    width : int
-        Widest layer, to size the chunks.
-
-    Returns
-    -------
-    codes : ndarray of shape (n_samples, n_out), float64
-    """
-    device, dtype = device_of(net), _dtype(X)
-    encode = Forward(net.inference_steps(("encoder",)), dtype)
-    out = np.empty((X.shape[0], n_out), dtype=np.float64)
-    with torch.inference_mode():
-        for a, b in iter_chunks(X.shape[0], width):
-            xb = as_tensor(dense_rows(X, a, b), device, dtype)
-            _check_finite_input(xb)
-            out[a:b] = encode(xb).reshape(b - a, n_out).cpu().numpy()
     return out
 
 

@@ -9,7 +9,6 @@ from . import _distributed, _inference
 from ._base import _BaseAutoencoder, _ReconstructMixin
 from ._blocks import is_dask_array
 from ._compat import Interval, StrOptions, _fit_context
-from ._data import iter_chunks
 from ._output import _FeatureOutputMixin
 from ._weights import weighted_quantile
 
@@ -725,7 +724,7 @@ class AutoencoderAnomalyDetector(
         collective = _distributed.current(spec.device, spec.owner)
         self.feature_error_scale_ = None
         if self.relative_errors:
-            self.feature_error_scale_ = self._feature_error_scale(X, spec, weights)
+            self.feature_error_scale_ = self._feature_error_scale(X, spec, weights, collective)
         self._code_distance = self.code_distance
         if self._code_distance == "auto":
             self._code_distance = "add" if spec.kind == "mlp" else None
@@ -747,10 +746,7 @@ class AutoencoderAnomalyDetector(
         if spec.trim_fraction > 0:
             # the samples the trimmed loss keeps: all but the trim_fraction
             # (by weight) with the largest errors, over every rank's rows
-            kept_errors, kept_weights = errors[keep], w[keep]
-            if collective is not None:
-                kept_errors, kept_weights = collective.all_gather(
-                    np.column_stack([kept_errors, kept_weights])).T
+            kept_errors, kept_weights = _every_rank(errors[keep], w[keep], collective)
             if kept_errors.size:
                 cutoff = weighted_quantile(kept_errors, kept_weights, 1.0 - spec.trim_fraction)
                 keep &= errors <= cutoff
@@ -776,21 +772,10 @@ class AutoencoderAnomalyDetector(
         self.code_mean_ = mean
         self.code_whitening_ = (eigenvectors / np.sqrt(eigenvalues)) @ eigenvectors.T
 
-    def _codes(self, X):
-        return _inference.codes(self.module_, X, self._spec.n_components, self._spec.max_width)
-
     def _errors_and_codes(self, X):
-        """Mean reconstruction errors and codes of X, reading each chunk of rows once.
-
-        (Memory-mapped and Dask input is read block by block: one pass, not two.)
-        """
-        errors = np.empty(X.shape[0], dtype=X.dtype)
+        """Mean reconstruction errors and codes of X, from one pass of the network."""
         codes = np.empty((X.shape[0], self._spec.n_components))
-        for a, b in iter_chunks(X.shape[0], self._spec.max_width):
-            rows = X[a:b]
-            errors[a:b] = self._errors(rows, per_feature=False)
-            codes[a:b] = self._codes(rows)
-        return errors, codes
+        return self._errors(X, per_feature=False, codes=codes), codes
 
     def _combine(self, errors, codes, dtype):
         """``score_samples`` from the mean errors and the codes, with ``code_distance``.
@@ -808,22 +793,21 @@ class AutoencoderAnomalyDetector(
             total = np.nan_to_num(total, nan=np.inf, posinf=np.inf)
             return (-total).astype(dtype)
 
-    def _feature_error_scale(self, X, spec, weights):
+    def _feature_error_scale(self, X, spec, weights, collective):
         """Mean training error of every feature (over every rank's rows), floored."""
         sums = _inference.feature_error_sums(self.module_, X, spec.loss, spec.max_width,
                                              weights)
         total = float(X.shape[0] if weights is None else np.sum(weights, dtype=np.float64))
-        collective = _distributed.current(spec.device, spec.owner)
         if collective is not None:
             sums, total = np.split(collective.all_reduce(np.append(sums, total)), [-1])
             total = float(total[0])
         means = sums / total
         return np.maximum(means, max(1e-6 * means.mean(), 1e-12))
 
-    def _errors(self, X, per_feature):
+    def _errors(self, X, per_feature, codes=None):
         return _inference.reconstruction_errors(
             self.module_, X, self._spec.loss, self._spec.max_width, per_feature,
-            scale=getattr(self, "feature_error_scale_", None),
+            scale=getattr(self, "feature_error_scale_", None), codes=codes,
         )
 
     def _score_samples(self, X):
@@ -912,6 +896,20 @@ class AutoencoderAnomalyDetector(
         return self._errors(X, per_feature=True)
 
 
+def _every_rank(values, weights, collective):
+    """``values`` and their ``weights`` (None: all 1) of every rank's rows.
+
+    Outside a distributed fit, those given. In one, every rank receives all
+    of them (two float64 numbers per row of the union of the shards), and
+    the weights are None again when they are all 1.
+    """
+    if collective is None:
+        return values, weights
+    column = np.ones_like(values) if weights is None else weights
+    values, weights = collective.all_gather(np.column_stack([values, column])).T
+    return values, None if (weights == 1.0).all() else weights
+
+
 def outlier_threshold(scores, weights, contamination, log_scale, dtype, collective=None):
     """The threshold ``offset_`` on ``score_samples`` set by the training scores.
 
@@ -943,10 +941,7 @@ def outlier_threshold(scores, weights, contamination, log_scale, dtype, collecti
     offset : float
     """
     scores = np.maximum(scores, np.finfo(dtype).min).astype(np.float64)
-    if collective is not None:
-        column = np.ones_like(scores) if weights is None else weights
-        scores, weights = collective.all_gather(np.column_stack([scores, column])).T
-        weights = None if (weights == 1.0).all() else weights
+    scores, weights = _every_rank(scores, weights, collective)
 
     def median(values):
         return weighted_quantile(values, weights, 0.5)

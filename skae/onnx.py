@@ -271,11 +271,19 @@ def _nan_to(g, x, value):
     return g.op("Where", g.op("IsNaN", x), g.scalar(value), x)
 
 
-def _errors(g, x, est):
-    """Elementwise reconstruction errors (standardized units), NaN as +inf."""
+def _errors(g, x, est, codes=None):
+    """Elementwise reconstruction errors (standardized units), NaN as +inf.
+
+    With a list ``codes``, the name of the codes (from the same pass) is
+    appended to it.
+    """
     net = est.module_
     xs = _emit_steps(g, x, net.inference_steps(("standardize",)))
-    rec = _emit_steps(g, xs, net.inference_steps(("core",)))
+    if codes is None:
+        rec = _emit_steps(g, xs, net.inference_steps(("core",)))
+    else:
+        codes.append(_emit_steps(g, xs, net.inference_steps(("code",))))
+        rec = _emit_steps(g, codes[-1], net.inference_steps(("expand",)))
     if est._spec.loss == "mse":
         diff = g.op("Sub", rec, xs)
         err = g.op("Mul", diff, diff)
@@ -371,15 +379,15 @@ def _score_samples(g, x, est):
         return _member_mean(g, x, est, _score_samples)
     if est._spec.variational:
         return _log_likelihood(g, x, est)
-    err = _nan_to(g, g.reduce("ReduceMean", _errors(g, x, est), [1]), np.inf)
     if getattr(est, "_code_distance", None) is None:
-        return g.op("Neg", err)
-    return g.op("Neg", _nan_to(g, _code_combination(g, x, est, err), np.inf))
+        return g.op("Neg", _nan_to(g, g.reduce("ReduceMean", _errors(g, x, est), [1]), np.inf))
+    codes = []
+    err = _nan_to(g, g.reduce("ReduceMean", _errors(g, x, est, codes), [1]), np.inf)
+    return g.op("Neg", _nan_to(g, _code_combination(g, codes[0], est, err), np.inf))
 
 
-def _code_combination(g, x, est, err):
+def _code_combination(g, codes, est, err):
     """``n_features * r + m`` or ``r * m`` of ``code_distance`` (see the detector)."""
-    codes = _emit_steps(g, x, est.module_.inference_steps(("encoder",)))
     centered = g.op("Sub", codes, g.const(est.code_mean_.reshape(1, -1), "code_mean"))
     white = g.op("MatMul", centered, g.const(est.code_whitening_, "code_whitening"))
     distance = g.reduce("ReduceSum", g.op("Mul", white, white), [1])

@@ -359,14 +359,15 @@ def test_code_distance_statistics_are_weighted_as_repeated_rows(blobs):
 
 def test_code_distance_is_finite_for_a_code_unit_that_never_varies(monkeypatch, blobs):
     X, _ = blobs
-    codes = skae._inference.codes
+    errors = skae._inference.reconstruction_errors
 
-    def constant_unit_1(*args, **kwargs):  # as if the second code unit were dead
-        z = codes(*args, **kwargs)
-        z[:, 1] = 0.5
-        return z
+    def constant_unit_1(*args, codes=None, **kwargs):  # as if the second code unit were dead
+        out = errors(*args, codes=codes, **kwargs)
+        if codes is not None:
+            codes[:, 1] = 0.5
+        return out
 
-    monkeypatch.setattr(skae._inference, "codes", constant_unit_1)
+    monkeypatch.setattr(skae._inference, "reconstruction_errors", constant_unit_1)
     det = AutoencoderAnomalyDetector(code_distance="add", **CODE).fit(X)
     scores = det.score_samples(X)
     assert np.isfinite(scores).all() and np.isfinite(det.offset_)
@@ -378,14 +379,15 @@ def test_code_distance_is_finite_for_a_code_unit_that_never_varies(monkeypatch, 
 def test_code_distance_overflow_is_the_most_anomalous_score(monkeypatch, blobs):
     X, _ = blobs
     det = AutoencoderAnomalyDetector(code_distance="multiply", **CODE).fit(X)
-    codes = skae._inference.codes
+    errors = skae._inference.reconstruction_errors
 
-    def overflowing(*args, **kwargs):  # a code beyond float64, and a NaN one
-        z = codes(*args, **kwargs)
-        z[0], z[1] = np.inf, np.nan
-        return z
+    def overflowing(*args, codes=None, **kwargs):  # a code beyond float64, and a NaN one
+        out = errors(*args, codes=codes, **kwargs)
+        if codes is not None:
+            codes[0], codes[1] = np.inf, np.nan
+        return out
 
-    monkeypatch.setattr(skae._inference, "codes", overflowing)
+    monkeypatch.setattr(skae._inference, "reconstruction_errors", overflowing)
     scores = det.score_samples(X[:5])
     assert scores[0] == scores[1] == -np.inf
     assert np.isfinite(scores[2:]).all()

@@ -240,11 +240,13 @@ class _Layered(nn.Module):
 
         Parameters
         ----------
-        parts : sequence of {"standardize", "encoder", "decoder", "core"}
+        parts : sequence of {"standardize", "encoder", "decoder", "core", "code", "expand"}
             ``"encoder"``: raw inputs to codes; ``"decoder"``: codes to raw
             inputs; ``"core"``: standardized inputs to standardized
-            reconstructions; ``"standardize"``: raw to standardized inputs;
-            and the parts a network kind adds (see ``_extra_steps``).
+            reconstructions, the same as ``"code"`` (standardized inputs to
+            codes) then ``"expand"`` (codes to standardized reconstructions);
+            ``"standardize"``: raw to standardized inputs; and the parts a
+            network kind adds (see ``_extra_steps``).
 
         Returns
         -------
@@ -255,7 +257,7 @@ class _Layered(nn.Module):
             an ``apply_to(x, weight, bias)`` method, e.g. a convolution) or
             ``("module", nn.Module)`` (any map of flat rows).
         """
-        if self.skip and any(p in ("encoder", "decoder") for p in parts):
+        if self.skip and any(p in ("encoder", "decoder", "code", "expand") for p in parts):
             raise ValueError("a network with skip connections has no separate encoder or decoder")
         steps = []
         for part in parts:
@@ -263,10 +265,10 @@ class _Layered(nn.Module):
                 steps.append(("standardize", self.standardizer))
             if part in ("encoder", "core", "reconstruct") and self.skip:
                 steps.append(("module", _Core(self)))
-            elif part in ("encoder", "core", "reconstruct"):
+            elif part in ("encoder", "core", "reconstruct", "code"):
                 steps += [(_step_kind(layer), layer) for layer in self.encoder_layers]
             steps += self._extra_steps(part)
-            if part in ("decoder", "core", "reconstruct") and not self.skip:
+            if part in ("decoder", "core", "reconstruct", "expand") and not self.skip:
                 steps += [(_step_kind(layer), layer) for layer in self.decoder_layers]
             if part in ("decoder", "reconstruct") and self.destandardizer is not None:
                 steps.append(("destandardize", self.destandardizer))
