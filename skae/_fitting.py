@@ -225,7 +225,7 @@ def train(spec, X, net, state, *, seed, weights=None, optimizer_state=None, pret
             status = fit_module(
                 net, data, loss_function(objective, net, batch_size, spec.precision),
                 optimizer, state, max_iter=max_iter, batch_size=batch_size,
-                generator=generators(data.index_device), index=index, shuffle=spec.shuffle,
+                generator=generators("cpu"), index=index, shuffle=spec.shuffle,
                 callbacks=callbacks, collective=collective,
             )
     for p in net.parameters():

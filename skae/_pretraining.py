@@ -70,7 +70,7 @@ def pretrain_greedy(net, rows, *, loss, device, batch_size, max_iter, make_optim
         status = fit_module(
             stage, data, loss_function(objective, stage, batch_size, precision),
             make_optimizer(stage), state, max_iter=max_iter, batch_size=batch_size,
-            generator=generators(data.index_device), shuffle=shuffle,
+            generator=generators("cpu"), shuffle=shuffle,
             callbacks=callbacks(max_iter), collective=collective,
         )
         states.append(state)

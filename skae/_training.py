@@ -253,7 +253,8 @@ def run_epoch(net, data, loss_fn, optimizer, *, index, batch_size, generator, sh
         Rows to train on (on ``data.index_device``); None for all.
     batch_size : int
     generator : torch.Generator
-        Shuffling randomness, on ``data.index_device``.
+        Shuffling randomness, a CPU generator: the order is drawn on the host
+        and moved to ``data.index_device``.
     shuffle : bool
     lockstep : skae._distributed.Lockstep or None, default=None
         In a distributed fit: the number of steps every rank takes, and the
@@ -272,7 +273,9 @@ def run_epoch(net, data, loss_fn, optimizer, *, index, batch_size, generator, sh
     if hasattr(data, "order"):  # a source that chooses its own visiting order
         order = data.order(index, generator, shuffle)
     else:
-        order = torch.randperm(n, generator=generator, device=data.index_device) if shuffle else None
+        # drawn on the host whatever the device, so that data held on a GPU, streamed
+        # to it, memory-mapped or sparse visits its rows in the same order
+        order = torch.randperm(n, generator=generator).to(data.index_device) if shuffle else None
         if index is not None:
             order = index if order is None else index[order]
     totals, names = None, []
@@ -321,7 +324,8 @@ def fit_module(net, data, loss_fn, optimizer, state, *, max_iter, batch_size, ge
     batch_size : int
         Clipped to the number of training rows.
     generator : torch.Generator
-        Shuffling randomness, on ``data.index_device``.
+        Shuffling randomness, a CPU generator: the order is drawn on the host
+        and moved to ``data.index_device``.
     index : torch.Tensor or None, default=None
         Training rows; None for all.
     shuffle : bool, default=True

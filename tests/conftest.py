@@ -1,6 +1,22 @@
+import os
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
+
+
+def pytest_configure(config):
+    """Run every test on the CPU unless the GPU tests are selected (``-m gpu``).
+
+    Most tests compare fits bit for bit (in memory against memory-mapped,
+    sparse, Dask or several processes) and were written for the CPU's
+    arithmetic; ``device="auto"`` would move them to a GPU where there is
+    one. Hiding CUDA here, before torch first looks for it, keeps those
+    results the CPU's on any machine, in worker processes too;
+    ``pytest -m gpu`` runs ``tests/test_gpu.py`` on the GPU instead.
+    """
+    if "gpu" not in (config.option.markexpr or "").replace("not gpu", ""):
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 
 @pytest.fixture(scope="session")

@@ -230,7 +230,12 @@ def test_every_supported_opset(fitted, case, opset):
     methods = _methods(est)
     model = to_onnx(est, methods=methods, target_opset=opset)
     assert model.opset_import[0].version == opset
-    out = _run(model, X)
+    try:
+        out = _run(model, X)
+    except ort.capi.onnxruntime_pybind11_state.Fail as error:  # onnx newer than onnxruntime
+        if "Unsupported model IR version" not in str(error):
+            raise
+        pytest.skip(f"onnxruntime {ort.__version__} cannot load opset {opset}: {error}")
     for method in methods:
         _assert_same(out[method], getattr(est, method)(X), f"{case}.{method}")
 
