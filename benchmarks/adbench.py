@@ -400,6 +400,29 @@ def run_one(name, X, y, seed, method, skae_params, split):
             "aucpr": aucpr, "fit_score_seconds": seconds, "warnings": len(caught)}
 
 
+def warm_up(methods, skae_params):
+    """Fit and score each method once on small random data, untimed.
+
+    A process's first fit pays one-time costs that no later fit pays:
+    imports made on first use (torch's optimizers import ``torch._dynamo``,
+    1.6-2.5 s on a 2-core machine), thread pools, memory first touched.
+    ``benchmarks/bench_speed.py`` warms every implementation up the same
+    way; without it, the first dataset's first method carried those costs.
+
+    Parameters
+    ----------
+    methods : list of str
+    skae_params : dict
+        Overrides of ``AutoencoderAnomalyDetector``'s defaults.
+    """
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for method in methods:
+            fit_score(method, X[:200], X[200:], 0, skae_params)
+
+
 def dataset_info(datasets, data_dir):
     """Size, dimension and anomaly ratio of each dataset.
 
@@ -452,6 +475,7 @@ def run(datasets, methods, seeds, skae_params, data_dir, csv_path, split=make_sp
     info : pandas.DataFrame
         Indexed by dataset: n, d and anomaly ratio of the original data.
     """
+    warm_up(methods, skae_params)
     rows = []
     for i, name in enumerate(datasets, 1):
         X, y = load_dataset(data_dir / f"{name}.npz")

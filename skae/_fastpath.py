@@ -168,7 +168,7 @@ class DirectGradient:
             h = x_in
             for layer, out in zip(self.layers, self.outputs):
                 h = torch.addmm(layer.linear.bias, h, layer.linear.weight.t(), out=out[:m])
-                layer.activation.apply_(h)
+                layer.activation.apply_in_training_(h)
             delta = torch.sub(h, xb, out=self.deltas[-1][:m])
             loss = self._output_error_(delta)
             self.layers[-1].activation.backprop_(delta, h)
@@ -248,7 +248,7 @@ class VariationalGradient:
             h = x_in
             for layer, out in zip(net.hidden_layers, self.h_out):
                 h = torch.addmm(layer.linear.bias, h, layer.linear.weight.t(), out=out[:m])
-                layer.activation.apply_(h)
+                layer.activation.apply_in_training_(h)
             post = net.posterior
             stats = torch.addmm(post.bias, h, post.weight.t(), out=self.stats[:m])
             mean, h_std = stats[:, :k], stats[:, k:]
@@ -264,7 +264,7 @@ class VariationalGradient:
                     g = torch.sigmoid(logits, out=out[:m])
                 else:
                     g = torch.addmm(lin.bias, g, lin.weight.t(), out=out[:m])
-                    layer.activation.apply_(g)
+                    layer.activation.apply_in_training_(g)
             delta = torch.sub(g, xb, out=self.d_delta[-1][:m])
             bernoulli, beta = net.likelihood == "bernoulli", self.kl.current
             var = std.square()

@@ -317,3 +317,39 @@ def test_forward_handles_tied_weights():
     with torch.no_grad():
         want = copy.deepcopy(net).double()(torch.from_numpy(X))[0].numpy()
     np.testing.assert_allclose(est.reconstruct(X), want, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_training_tanh_is_tanh_to_rounding_and_inference_keeps_torch_tanh(dtype):
+    from skae._nets.activations import ACTIVATIONS
+
+    x = torch.cat([torch.linspace(-30, 30, 20001, dtype=dtype),
+                   torch.tensor([0.0, 1e-30, -1e-30, float("inf"), -float("inf")], dtype=dtype)])
+    tanh = ACTIVATIONS["tanh"]
+    exact = torch.tanh(x)
+    trained = tanh.apply_in_training_(x.clone())
+    tolerance = 2e-7 if dtype == torch.float32 else 1e-15
+    assert (trained - exact).abs().max() <= tolerance
+    assert trained.abs().max() == 1.0  # saturates at +-1, never beyond
+    assert torch.equal(tanh.apply_(x.clone()), exact)  # inference: torch's tanh
+    relu = ACTIVATIONS["relu"]
+    assert torch.equal(relu.apply_in_training_(x.clone()), relu.apply_(x.clone()))
+
+
+def test_the_training_step_uses_the_training_activation():
+    from skae._nets.activations import ACTIVATIONS
+
+    X = np.random.RandomState(0).normal(size=(64, 7)).astype(np.float32)
+    est = AutoencoderTransformer(3, hidden_layer_sizes=(6,), activation="tanh", max_iter=1,
+                                 random_state=0).fit(X)
+    net = est.module_
+    xb = torch.from_numpy(X)  # not standardized (standardize=False)
+    assert net.standardizer is None
+    objective = skae._objective.Objective("mse", (), None, 0.0)
+    direct = DirectGradient(objective, net, batch_size=64)
+    direct(net, xb)
+    first = net.encoder_layers[0]
+    pre = torch.addmm(first.linear.bias, xb, first.linear.weight.t())
+    hidden = direct.outputs[0]
+    assert torch.equal(hidden, ACTIVATIONS["tanh"].apply_in_training_(pre.clone()))
+    assert not torch.equal(hidden, torch.tanh(pre))  # the two differ in the last bits

@@ -212,3 +212,78 @@ def test_progress_shows_the_validation_score(capsys):
         callbacks=[Progress(3)])
     err = capsys.readouterr().err
     assert "loss=" in err and "val_score" not in err
+
+
+def _adam_pair(weight_decays, lr=1e-2, cls=None, **options):
+    import copy
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 5))
+    weights = [net[0].weight, net[2].weight]
+    others = [net[0].bias, net[2].bias]
+    groups = [{"params": weights, "weight_decay": weight_decays[0]},
+              {"params": others, "weight_decay": weight_decays[1]}]
+    cls = cls or torch.optim.Adam
+    optimizer = cls(groups, lr=lr, fused=True, **options)
+    twin = copy.deepcopy(net)
+    twin_groups = [{"params": [twin[0].weight, twin[2].weight], "weight_decay": weight_decays[0]},
+                   {"params": [twin[0].bias, twin[2].bias], "weight_decay": weight_decays[1]}]
+    twin_optimizer = cls(twin_groups, lr=lr, fused=True, **options)
+    return net, optimizer, twin, twin_optimizer
+
+
+def _set_gradients(nets, step):
+    g = torch.Generator().manual_seed(step)
+    grads = [torch.randn(p.shape, generator=g) for p in nets[0].parameters()]
+    for net in nets:
+        for p, grad in zip(net.parameters(), grads):
+            p.grad = grad.clone()
+
+
+@pytest.mark.parametrize("weight_decays", [(0.0, 0.0), (0.1, 0.0)])
+def test_adam_step_is_torch_adam_bit_for_bit(weight_decays):
+    from skae._training import AdamStep
+
+    net, optimizer, twin, twin_optimizer = _adam_pair(weight_decays)
+    step = AdamStep(optimizer)
+    for i in range(6):
+        if i == 4:  # the learning rate changes between epochs ("adaptive", "invscaling")
+            for opt in (optimizer, twin_optimizer):
+                for group in opt.param_groups:
+                    group["lr"] = 3e-3
+        _set_gradients([net, twin], i)
+        step()
+        twin_optimizer.step()
+        if i in (1, 5):  # torch's first step made the states; then the kernel runs directly
+            assert step.lists is not None
+            assert len(step.lists) == (1 if weight_decays[0] == weight_decays[1] else 2)
+        for p, q in zip(net.parameters(), twin.parameters()):
+            assert torch.equal(p, q), i
+    for p, q in zip(net.parameters(), twin.parameters()):
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(optimizer.state[p][key], twin_optimizer.state[q][key])
+
+
+def test_adam_step_leaves_other_cases_to_torch():
+    from skae._training import AdamStep
+
+    net, optimizer, twin, twin_optimizer = _adam_pair((0.0, 0.0), amsgrad=True)
+    assert not AdamStep(optimizer).eligible
+    net, optimizer, _, _ = _adam_pair((0.0, 0.0), cls=torch.optim.AdamW)
+    assert not AdamStep(optimizer).eligible
+    net, optimizer, twin, twin_optimizer = _adam_pair((0.0, 0.0))
+    step = AdamStep(optimizer)
+    calls = []
+    handle = optimizer.register_step_pre_hook(lambda *args: calls.append(1))
+    for i in range(3):
+        _set_gradients([net, twin], i)
+        step()
+    assert calls == [1, 1, 1] and step.lists is None  # a hook: every step is torch's
+    handle.remove()
+    _set_gradients([net, twin], 3)
+    step()
+    assert step.lists is not None
+    net[0].bias.grad = None  # a parameter without a gradient: torch's step skips it
+    before = net[0].bias.detach().clone()
+    step()
+    assert torch.equal(net[0].bias, before) and step.lists is None

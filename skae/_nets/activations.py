@@ -35,6 +35,10 @@ class Activation:
         ``factor`` in the Glorot-uniform bound ``sqrt(factor / (fan_in +
         fan_out))`` of the layer it follows: 2 for the logistic, else 6 (as
         scikit-learn's MLP).
+    train_ : callable or None
+        A faster, slightly less exact ``apply_`` for the hand-derived
+        training step (:meth:`apply_in_training_`); None: ``apply_``.
+        Inference always uses ``apply_``.
     """
 
     name: str
@@ -43,6 +47,11 @@ class Activation:
     derivative: Optional[Callable]
     backprop_: Optional[Callable]
     glorot_factor: float = 6.0
+    train_: Optional[Callable] = None
+
+    def apply_in_training_(self, a):
+        """Apply the activation to ``a`` in place, in a training step."""
+        return (self.train_ or self.apply_)(a)
 
     def __reduce__(self):
         # pickled by name: the table holds functions that pickle cannot
@@ -63,6 +72,16 @@ def _sigmoid_backprop_(delta, post):
     delta.mul_(post).mul_(1 - post)
 
 
+def _tanh_train_(a):
+    # On the CPU, tanh(a) = 2 * sigmoid(2a) - 1 takes half the time of torch.tanh_
+    # (float32, one thread, AVX2: 74 against 164 us for 512 x 64), with an absolute
+    # error below 2e-7: fine for a training step, not for scores compared to ONNX
+    # runtimes'. GPUs run torch.tanh_ at memory speed.
+    if a.device.type != "cpu":
+        return a.tanh_()
+    return a.mul_(2).sigmoid_().mul_(2).sub_(1)
+
+
 def _tanh_backprop_(delta, post):
     delta.mul_(1 - post.square())
 
@@ -77,7 +96,8 @@ ACTIVATIONS = {
                    _sigmoid_backprop_, 2.0),
         Activation("sigmoid", nn.Sigmoid, torch.sigmoid_, lambda post: post * (1 - post),
                    _sigmoid_backprop_, 2.0),
-        Activation("tanh", nn.Tanh, torch.tanh_, lambda post: 1 - post.square(), _tanh_backprop_),
+        Activation("tanh", nn.Tanh, torch.tanh_, lambda post: 1 - post.square(), _tanh_backprop_,
+                   train_=_tanh_train_),
         Activation(
             "leaky_relu",
             lambda: nn.LeakyReLU(_LEAKY_SLOPE),
