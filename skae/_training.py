@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch.optim import optimizer as _torch_optimizer
 from tqdm.auto import tqdm
 
 from ._data import iter_chunks
@@ -407,15 +408,20 @@ class AdamStep:
     profiler records, grouping tensors by device and dtype), and a training
     step of such a network takes about 1.3 ms. Once every parameter has its
     state (torch's own first step makes it), this runs the same kernel on
-    the same state tensors, with one call for the groups that share their
-    settings; the result is bit for bit ``optimizer.step()``'s. Everything
-    else goes through ``optimizer.step()``: other optimizers, Adam that is
-    not fused or has other options, step hooks, a parameter without a
-    gradient, several devices or dtypes.
+    the same state tensors, with one call for consecutive groups that share
+    their settings; the result is bit for bit ``optimizer.step()``'s.
+    Everything else goes through ``optimizer.step()``: other optimizers,
+    Adam that is not fused or has other options, step hooks, a parameter
+    without a gradient, several devices or dtypes.
 
     Parameters
     ----------
     optimizer : torch.optim.Optimizer
+
+    Attributes
+    ----------
+    kernel_calls : int
+        Calls of the fused kernel in the last step; 0 when it was torch's.
     """
 
     _PLAIN = {"amsgrad": False, "maximize": False, "capturable": False,
@@ -423,63 +429,62 @@ class AdamStep:
 
     def __init__(self, optimizer):
         self.optimizer = optimizer
+        groups = optimizer.param_groups
+        params = [p for group in groups for p in group["params"]]
         self.eligible = (
             type(optimizer) is torch.optim.Adam
             and hasattr(torch, "_fused_adam_")
-            and all(group.get(key, plain) == plain for group in optimizer.param_groups
+            and all(group.get(key, plain) == plain for group in groups
                     for key, plain in self._PLAIN.items())
-            and all(not isinstance(group["lr"], torch.Tensor) for group in optimizer.param_groups)
+            and not any(isinstance(group["lr"], torch.Tensor) for group in groups)
+            and len({(p.device, p.dtype) for p in params}) == 1
         )
-        self.lists = None
+        self.states = None  # per group: its exp_avg, exp_avg_sq and step tensors
+        self.kernel_calls = 0
 
     def _hooked(self):
-        from torch.optim import optimizer as module
-
         return any((self.optimizer._optimizer_step_pre_hooks,
                     self.optimizer._optimizer_step_post_hooks,
-                    getattr(module, "_global_optimizer_pre_hooks", None),
-                    getattr(module, "_global_optimizer_post_hooks", None)))
+                    getattr(_torch_optimizer, "_global_optimizer_pre_hooks", None),
+                    getattr(_torch_optimizer, "_global_optimizer_post_hooks", None)))
 
-    def _prepare(self):
-        """Per run of groups with the same settings: params and state tensors."""
-        state, runs = self.optimizer.state, []
-        for group in self.optimizer.param_groups:
-            params = group["params"]
-            if not all(p in state and "exp_avg" in state[p] for p in params):
+    def _runs(self):
+        """``(settings, tensor lists)`` per run of consecutive groups with the same settings.
+
+        None while some state is missing (before torch's first step) or some
+        gradient is.
+        """
+        groups, state = self.optimizer.param_groups, self.optimizer.state
+        if self.states is None:
+            if not all("exp_avg" in state[p] for group in groups for p in group["params"]):
+                return None
+            self.states = [[[state[p][key] for p in group["params"]]
+                            for key in ("exp_avg", "exp_avg_sq", "step")] for group in groups]
+        runs = []
+        for group, states in zip(groups, self.states):
+            grads = [p.grad for p in group["params"]]
+            if any(g is None for g in grads):
                 return None
             settings = (group["lr"], *group["betas"], group["weight_decay"], group["eps"])
+            tensors = [group["params"], grads, *states]
             if runs and runs[-1][0] == settings:
-                runs[-1][1].extend(params)
+                runs[-1][1] = [a + b for a, b in zip(runs[-1][1], tensors)]
             else:
-                runs.append((settings, list(params)))
-        tensors = [p for _, params in runs for p in params]
-        tensors += [state[p][k] for _, params in runs for p in params
-                    for k in ("exp_avg", "exp_avg_sq", "step")]
-        if len({(t.device, t.dtype) for t in tensors[:len(tensors) // 4]}) > 1:
-            return None
-        return [(settings, params, [state[p]["exp_avg"] for p in params],
-                 [state[p]["exp_avg_sq"] for p in params], [state[p]["step"] for p in params])
-                for settings, params in runs]
+                runs.append([settings, tensors])
+        return runs
 
     def __call__(self):
         """Take one optimizer step."""
-        if self.eligible and self.lists is None and not self._hooked():
-            self.lists = self._prepare()  # None until torch's first step made the states
-        if self.lists is None:
+        runs = self._runs() if self.eligible and not self._hooked() else None
+        self.kernel_calls = 0 if runs is None else len(runs)
+        if runs is None:
             return self.optimizer.step()
-        settings_now = [(g["lr"], *g["betas"], g["weight_decay"], g["eps"])
-                        for g in self.optimizer.param_groups]
-        for (settings, params, exp_avgs, exp_avg_sqs, steps) in self.lists:
-            grads = [p.grad for p in params]
-            if settings not in settings_now or any(g is None for g in grads):
-                self.lists = None  # the learning rate changed, or a gradient is missing
-                return self.optimizer.step()
-        for (lr, beta1, beta2, weight_decay, eps), params, exp_avgs, exp_avg_sqs, steps \
-                in self.lists:
+        for (lr, beta1, beta2, weight_decay, eps), (params, grads, exp_avgs, exp_avg_sqs,
+                                                    steps) in runs:
             torch._foreach_add_(steps, 1)
-            torch._fused_adam_(params, [p.grad for p in params], exp_avgs, exp_avg_sqs, [],
-                               steps, amsgrad=False, lr=lr, beta1=beta1, beta2=beta2,
-                               weight_decay=weight_decay, eps=eps, maximize=False)
+            torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False,
+                               lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
+                               eps=eps, maximize=False)
         return None
 
 

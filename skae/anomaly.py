@@ -137,8 +137,9 @@ class AutoencoderAnomalyDetector(
         tabular data (see the anomaly detection guide); None for the
         variational kind and for ``architecture="conv"``, whose image codes
         (often wider than the training set is large, and never measured
-        with the distance) keep the reconstruction error. :meth:`feature_errors` is unchanged (it
-        no longer averages to ``-score_samples``). ``"add"`` and
+        with the distance) keep the reconstruction error.
+        :meth:`feature_errors` is unchanged (it no longer averages to
+        ``-score_samples``). ``"add"`` and
         ``"multiply"`` need ``variational=False``, whose likelihood already
         scores the code.
 
@@ -413,10 +414,11 @@ class AutoencoderAnomalyDetector(
         still gives finite relative errors. None with ``relative_errors=False``.
 
     error_scale_ : float or None
-        When the scores use the code distance (``code_distance`` not None,
-        and not ``"auto"`` with ``variational=True``), the mean reconstruction error (the mean
-        over features, as ``-score_samples`` is without it) of the training
-        samples the statistics keep, floored at ``1e-12``. Else None.
+        When the scores use the code distance (``code_distance`` is
+        ``"add"`` or ``"multiply"``, or ``"auto"`` for the MLP network), the
+        mean reconstruction error (the mean over features, as
+        ``-score_samples`` is without it) of the training samples the
+        statistics keep, floored at ``1e-12``. Else None.
 
     code_mean_ : ndarray of shape (n_components,) or None
         When the scores use the code distance, the mean code of those training samples

@@ -271,19 +271,18 @@ def _nan_to(g, x, value):
     return g.op("Where", g.op("IsNaN", x), g.scalar(value), x)
 
 
-def _errors(g, x, est, codes=None):
+def _errors(g, x, est, with_codes=False):
     """Elementwise reconstruction errors (standardized units), NaN as +inf.
 
-    With a list ``codes``, the name of the codes (from the same pass) is
-    appended to it.
+    With ``with_codes``, ``(errors, codes)``: the codes from the same pass.
     """
     net = est.module_
     xs = _emit_steps(g, x, net.inference_steps(("standardize",)))
-    if codes is None:
-        rec = _emit_steps(g, xs, net.inference_steps(("core",)))
+    if with_codes:
+        codes = _emit_steps(g, xs, net.inference_steps(("code",)))
+        rec = _emit_steps(g, codes, net.inference_steps(("expand",)))
     else:
-        codes.append(_emit_steps(g, xs, net.inference_steps(("code",))))
-        rec = _emit_steps(g, codes[-1], net.inference_steps(("expand",)))
+        rec = _emit_steps(g, xs, net.inference_steps(("core",)))
     if est._spec.loss == "mse":
         diff = g.op("Sub", rec, xs)
         err = g.op("Mul", diff, diff)
@@ -299,7 +298,7 @@ def _errors(g, x, est, codes=None):
         with np.errstate(over="ignore"):
             inverse = (1.0 / np.asarray(scale, np.float64)).astype(np.float32)
         err = g.op("Mul", err, g.const(inverse.reshape(1, -1), "inverse_feature_error_scale"))
-    return err
+    return (err, codes) if with_codes else err
 
 
 class _VariationalParts:
@@ -381,9 +380,9 @@ def _score_samples(g, x, est):
         return _log_likelihood(g, x, est)
     if getattr(est, "_code_distance", None) is None:
         return g.op("Neg", _nan_to(g, g.reduce("ReduceMean", _errors(g, x, est), [1]), np.inf))
-    codes = []
-    err = _nan_to(g, g.reduce("ReduceMean", _errors(g, x, est, codes), [1]), np.inf)
-    return g.op("Neg", _nan_to(g, _code_combination(g, codes[0], est, err), np.inf))
+    err, codes = _errors(g, x, est, with_codes=True)
+    err = _nan_to(g, g.reduce("ReduceMean", err, [1]), np.inf)
+    return g.op("Neg", _nan_to(g, _code_combination(g, codes, est, err), np.inf))
 
 
 def _code_combination(g, codes, est, err):
