@@ -291,7 +291,8 @@ class _BaseAutoencoder(LazyRowsMixin, BaseEstimator, metaclass=ABCMeta):
         shift = scale = targets = None
         reduce = None if collective is None else collective.all_reduce
         if spec.standardize:
-            shift, scale = map(torch.from_numpy, standardization(X, spec.owner, weights, reduce))
+            shift, scale = map(torch.from_numpy, standardization(X, spec.owner, weights, reduce,
+                                                                 spec.std_offset))
             if Y is not None:
                 targets = tuple(map(torch.from_numpy,
                                     standardization(Y, spec.owner, weights, reduce)))

@@ -148,7 +148,36 @@ def _sparse_standardization(X, weights=None, reduce=_local):
     return mean, reduce(squares, "sum") / total_weight, peak, n
 
 
-def standardization(X, owner, weights=None, reduce=None):
+def _column_range(X, peak, reduce=_local):
+    """Each column's ``(max - min) / peak`` over the rows (every rank's).
+
+    Divided by the columns' largest magnitudes ``peak`` before the
+    subtraction, so it never overflows. Rows of weight 0 never get here:
+    the training rows' canonical form drops them.
+    """
+    if sp.issparse(X) or isinstance(X, BlockReader):
+        low, high = _column_extremes(X) if sp.issparse(X) else X.column_extremes()
+    else:
+        low, high = np.full(X.shape[1], np.inf), np.full(X.shape[1], -np.inf)
+        for a, b in iter_chunks(*X.shape):
+            chunk = np.asarray(X[a:b], dtype=np.float64)
+            low, high = np.minimum(low, chunk.min(0)), np.maximum(high, chunk.max(0))
+    return reduce(high / peak, "max") + reduce(-low / peak, "max")
+
+
+def _offset_scales(std, constant, peak, offset, spread):
+    """``peak * (std + offset * rho * spread)``, ``rho`` the median ``std / spread``.
+
+    ``std`` and ``spread`` in units of ``peak`` (see :func:`standardization`).
+    """
+    if offset == 0 or constant.all():
+        return np.where(constant, 1.0, std * peak)
+    live = ~constant
+    rho = np.median(std[live] / spread[live])
+    return np.where(constant, 1.0, (std + offset * rho * spread) * peak)
+
+
+def standardization(X, owner, weights=None, reduce=None, offset=0.0):
     """Per-feature mean and scale of ``X``, in float64, without overflow.
 
     Each column is divided by its largest magnitude before the two-pass
@@ -175,6 +204,15 @@ def standardization(X, owner, weights=None, reduce=None):
         then those of the union of the shards (three reductions: the
         columns' peaks, the sums and weights for the mean, the squared
         deviations). None for the rows of ``X`` alone.
+    offset : float, default=0.0
+        With ``offset > 0``, the scale of a non-constant feature ``j`` is
+        ``std_j + offset * rho * range_j``: its standard deviation plus a
+        share of its range (``max - min`` over the rows), ``rho`` being the median ratio ``std_k / range_k`` over the
+        non-constant features. Every scale stays proportional to its
+        feature's units, and a feature whose spread is small for its range
+        (near-constant but for a few extreme values) is not magnified far
+        beyond the others. 0 gives the standard deviations. Constant
+        features keep scale 1 either way.
 
     Returns
     -------
@@ -184,8 +222,8 @@ def standardization(X, owner, weights=None, reduce=None):
     if sp.issparse(X):
         mean, var, peak, n = _sparse_standardization(X, weights, reduce)
         constant = var <= n * _EPS * var + np.square(n * mean * _EPS)
-        scale = np.where(constant, 1.0, np.sqrt(var) * peak)
-        return mean * peak, scale
+        spread = _column_range(X, peak, reduce) if offset else None
+        return mean * peak, _offset_scales(np.sqrt(var), constant, peak, offset, spread)
     n, d = X.shape
     total = np.zeros(d)
     peak = reduce(_column_peak(X), "max")
@@ -204,8 +242,8 @@ def standardization(X, owner, weights=None, reduce=None):
         squares += chunk.sum(0) if w is None else (chunk * w[a:b]).sum(0)
     var = reduce(squares, "sum") / total_weight
     constant = var <= n * _EPS * var + np.square(n * mean * _EPS)
-    scale = np.where(constant, 1.0, np.sqrt(var) * peak)
-    return mean * peak, scale
+    spread = _column_range(X, peak, reduce) if offset else None
+    return mean * peak, _offset_scales(np.sqrt(var), constant, peak, offset, spread)
 
 
 def _check_float32_range(peak, owner):

@@ -76,12 +76,16 @@ CONSTRAINTS = {
 ARCHITECTURE = ("n_components", "hidden_layer_sizes", "activation",
                 "latent_activation", "output_activation", "standardize", "tied_weights",
                 "variational", "architecture", "image_shape", "conv_channels", "kernel_size",
-                "skip_connections", "n_outputs")
+                "skip_connections", "n_outputs", "std_offset")
 
 #: Parameters that only some estimators have, and the value that means "not used".
 _ABSENT = {"variational": False, "kl_weight": 1.0, "kl_warmup": 0, "n_importance_samples": 1,
            "pretraining": None, "pretraining_max_iter": None, "tied_weights": False,
-           "contractive_weight": 0.0, "skip_connections": False}
+           "contractive_weight": 0.0, "skip_connections": False, "std_offset": 0.0}
+
+#: The anomaly detector's ``std_offset="auto"`` for the MLP network (chosen
+#: out of sample on ADBench, see ``benchmarks/adbench_grid.json``).
+AUTO_STD_OFFSET = 2.0
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,7 @@ class Spec:
     epsilon: float
     n_iter_no_change: int
     standardize: bool
+    std_offset: float
     sparsity: object
     sparsity_weight: float
     sparsity_target: float
@@ -492,6 +497,10 @@ def resolve(params, owner, X, *, incremental=False, Y=None):
             values["n_components"] = 0  # rejected by the image rules
     values["output_image_shape"] = _output_image_shape(values, owner)
     kind = "variational" if params["variational"] else values["architecture"]
+    if isinstance(params["std_offset"], str):  # "auto": measured on the MLP network only
+        values["std_offset"] = AUTO_STD_OFFSET if kind == "mlp" else 0.0
+    else:
+        values["std_offset"] = _real(params, owner, "std_offset")
     spec = Spec(
         owner=owner, kind=kind,
         n_features=int(X.shape[1]), hidden_layer_sizes=hidden,

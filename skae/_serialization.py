@@ -39,6 +39,12 @@ from ._training import TrainState
 #: upgrade. Bump it whenever the header or the array names change meaning.
 FORMAT_VERSION = 1
 
+#: Parameters (and network description fields) added after format version 1
+#: was first written, with the value that describes a model written before
+#: them: a detector saved before ``std_offset`` standardized by the standard
+#: deviations alone.
+_ADDED_PARAMS = {"std_offset": 0.0}
+
 #: Marker in the safetensors metadata of every file :func:`save` writes.
 FORMAT_NAME = "skae"
 
@@ -384,6 +390,8 @@ def _load_device(params, owner, device):
 def _rebuild_spec(cls, stored, device, reader):
     """The Spec the header describes, re-resolved and compared field by field."""
     names = {f.name for f in fields(_spec_cls())}
+    if isinstance(stored, dict):  # written before a field existed: the old network
+        stored = {**_ADDED_PARAMS, **stored}
     if not isinstance(stored, dict) or set(stored) != names:
         raise UnsafeOrCorruptFileError(f"the header's 'spec' entry must have the fields {sorted(names)}")
     values = {k: reader.decode(v, f"spec/{k}") for k, v in stored.items()}
@@ -544,6 +552,8 @@ def _import(header, reader, cls):
     device = reader.device
     names = set(cls._get_param_names())
     stored = header["params"]
+    if isinstance(stored, dict):  # parameters added since: the value that gives the old model
+        stored = {**{k: v for k, v in _ADDED_PARAMS.items() if k in names}, **stored}
     if set(stored) != names:
         missing, extra = sorted(names - set(stored)), sorted(set(stored) - names)
         raise UnsafeOrCorruptFileError(

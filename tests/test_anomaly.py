@@ -333,7 +333,7 @@ def test_code_distance_flags_points_far_out_on_the_learned_plane():
     test, y = np.vstack([normal, far]), np.r_[np.zeros(100), np.ones(100)]
     params = dict(n_components=2, hidden_layer_sizes=(), activation="identity",
                   trim_fraction=0.0, max_iter=30, batch_size=16, learning_rate_init=1e-2,
-                  random_state=0)
+                  std_offset=0.0, random_state=0)  # the plane in standard deviations
     plain = AutoencoderAnomalyDetector(code_distance=None, **params).fit(X)
     assert roc_auc_score(y, -plain.score_samples(test)) < 0.5  # 0.20
     add = AutoencoderAnomalyDetector(code_distance="add", **params).fit(X)
@@ -440,3 +440,80 @@ def test_code_distance_is_validated(blobs):
     X, _ = blobs
     with pytest.raises(InvalidParameterError, match="'code_distance' parameter"):
         AutoencoderAnomalyDetector(code_distance="sum").fit(X)
+
+
+# ------------------------------------------------------------------ std_offset
+def _spiky(seed=0, n=2000):
+    """Three features on a line, and a fourth near 0 but for rare values of 1."""
+    rng = np.random.RandomState(seed)
+    t = rng.normal(size=(n, 1))
+    X = np.hstack([t, -t, 2 * t, 0.01 * rng.normal(size=(n, 1))])
+    X[:, :3] += 0.1 * rng.normal(size=(n, 3))
+    X[rng.rand(n) < 0.005, 3] = 1.0
+    return X
+
+
+def _scales(det):
+    return det.module_.training_statistics()[1]
+
+
+def test_std_offset_adds_a_share_of_each_features_range():
+    X = _spiky()
+    X[:, 1] *= 1000.0  # units: the scales follow each feature's own
+    X = np.hstack([X, np.full((len(X), 1), 5.0)])  # a constant feature
+    std, spread = X.std(axis=0), np.ptp(X, axis=0)
+    rho = np.median(std[:4] / spread[:4])
+    for offset in (0.0, 0.5, 3.0):
+        det = AutoencoderAnomalyDetector(std_offset=offset, max_iter=1, random_state=0).fit(X)
+        want = np.r_[std[:4] + offset * rho * spread[:4], 1.0]
+        np.testing.assert_allclose(_scales(det), want, rtol=1e-10)
+    auto = AutoencoderAnomalyDetector(max_iter=1, random_state=0).fit(X)
+    np.testing.assert_allclose(_scales(auto), np.r_[std[:4] + 2.0 * rho * spread[:4], 1.0],
+                               rtol=1e-10)
+
+
+def test_std_offset_auto_is_plain_standardization_where_not_measured():
+    X = _spiky()
+    det = AutoencoderAnomalyDetector(variational=True, max_iter=1, random_state=0).fit(X)
+    np.testing.assert_allclose(_scales(det), X.std(axis=0), rtol=1e-10)
+    images = np.random.RandomState(0).rand(64, 36)
+    conv = AutoencoderAnomalyDetector(architecture="conv", image_shape=(1, 6, 6),
+                                      conv_channels=(2,), max_iter=1, random_state=0).fit(images)
+    np.testing.assert_allclose(_scales(conv), images.std(axis=0), rtol=1e-10)
+
+
+def test_std_offset_keeps_scores_independent_of_each_features_units():
+    X = _spiky()
+    scaled = X * np.array([1.0, 1e3, 1e-3, 50.0])
+    a = AutoencoderAnomalyDetector(max_iter=3, random_state=0).fit(X)
+    b = AutoencoderAnomalyDetector(max_iter=3, random_state=0).fit(scaled)
+    np.testing.assert_allclose(a.score_samples(X), b.score_samples(scaled), rtol=1e-5)
+
+
+def test_std_offset_weighs_a_near_constant_feature_less():
+    # a sample off the line, against one whose near-constant fourth feature sits
+    # at 0.3 (4 standard deviations, inside its training range): the larger the
+    # offset, the less that feature's deviation weighs against the structure's
+    X = _spiky()
+    off_line = np.array([[1.0, 1.0, 2.0, 0.0]])
+    in_range = np.array([[1.0, -1.0, 2.0, 0.3]])
+    ratios = []
+    for offset in (0.0, 1.0, "auto"):
+        det = AutoencoderAnomalyDetector(n_components=1, std_offset=offset,
+                                         random_state=0).fit(X)
+        ratios.append(det.score_samples(in_range)[0] / det.score_samples(off_line)[0])
+    assert ratios[0] > ratios[1] > ratios[2]
+    assert ratios[0] > 2 * ratios[2]
+
+
+@pytest.mark.parametrize("value", [-1.0, "big", True])
+def test_std_offset_must_be_a_non_negative_float_or_auto(value):
+    with pytest.raises(InvalidParameterError, match="'std_offset' parameter"):
+        AutoencoderAnomalyDetector(std_offset=value).fit(_spiky(n=50))
+
+
+def test_warm_start_may_not_change_std_offset():
+    X = _spiky(n=200)
+    det = AutoencoderAnomalyDetector(max_iter=1, warm_start=True, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="'std_offset' changed from 2.0 to 1.0"):
+        det.set_params(std_offset=1.0).fit(X)

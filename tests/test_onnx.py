@@ -278,7 +278,7 @@ def test_pipeline_with_detector_gives_labels_and_decision_scores(detector):
     assert out["label"].dtype == np.int64 and out["scores"].shape == (len(X), 1)
     np.testing.assert_array_equal(out["label"], pipe.predict(X))
     assert set(out["label"]) == {-1, 1}
-    np.testing.assert_allclose(out["scores"][:, 0], pipe.decision_function(X), rtol=0, atol=ATOL)
+    np.testing.assert_allclose(out["scores"][:, 0], pipe.decision_function(X), rtol=RTOL, atol=ATOL)
 
 
 def test_pipeline_with_regressor_and_convolutional_transformer(fitted):

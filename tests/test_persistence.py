@@ -527,3 +527,17 @@ def test_an_ensemble_file_must_hold_its_members(tmp_path):
     resave(path, transformer_member)
     with pytest.raises(UnsafeOrCorruptFileError):
         skae.load(path)
+
+
+def test_a_file_written_before_std_offset_loads_as_plain_standardization(tmp_path):
+    # files of this format written before the detector had std_offset describe
+    # a network standardized by the standard deviations alone
+    X = np.random.RandomState(0).normal(size=(200, 5)) * [1, 2, 3, 0.1, 5]
+    det = skae.AutoencoderAnomalyDetector(std_offset=0.0, max_iter=2, random_state=0).fit(X)
+    path = tmp_path / "old.safetensors"
+    skae.save(det, path)
+    resave(path, lambda h: (h["spec"].pop("std_offset"), h["params"].pop("std_offset")))
+    loaded = skae.load(path)
+    np.testing.assert_array_equal(loaded.score_samples(X), det.score_samples(X))
+    assert loaded.get_params()["std_offset"] == 0.0  # a refit builds the same network
+    assert loaded._spec.std_offset == 0.0
