@@ -207,8 +207,9 @@ def standardization(X, owner, weights=None, reduce=None, offset=0.0):
     offset : float, default=0.0
         With ``offset > 0``, the scale of a non-constant feature ``j`` is
         ``std_j + offset * rho * range_j``: its standard deviation plus a
-        share of its range (``max - min`` over the rows), ``rho`` being the median ratio ``std_k / range_k`` over the
-        non-constant features. Every scale stays proportional to its
+        share of its range (``max - min`` over the rows), ``rho`` being the
+        median ratio ``std_k / range_k`` over the non-constant features.
+        Every scale stays proportional to its
         feature's units, and a feature whose spread is small for its range
         (near-constant but for a few extreme values) is not magnified far
         beyond the others. 0 gives the standard deviations. Constant

@@ -42,8 +42,9 @@ FORMAT_VERSION = 1
 #: Parameters (and network description fields) added after format version 1
 #: was first written, with the value that describes a model written before
 #: them: a detector saved before ``std_offset`` standardized by the standard
-#: deviations alone.
-_ADDED_PARAMS = {"std_offset": 0.0}
+#: deviations alone, and one saved before ``code_weight`` weighed the code
+#: distance by 1.
+_ADDED_PARAMS = {"std_offset": 0.0, "code_weight": 1.0}
 
 #: Marker in the safetensors metadata of every file :func:`save` writes.
 FORMAT_NAME = "skae"
@@ -391,7 +392,7 @@ def _rebuild_spec(cls, stored, device, reader):
     """The Spec the header describes, re-resolved and compared field by field."""
     names = {f.name for f in fields(_spec_cls())}
     if isinstance(stored, dict):  # written before a field existed: the old network
-        stored = {**_ADDED_PARAMS, **stored}
+        stored = {**{k: v for k, v in _ADDED_PARAMS.items() if k in names}, **stored}
     if not isinstance(stored, dict) or set(stored) != names:
         raise UnsafeOrCorruptFileError(f"the header's 'spec' entry must have the fields {sorted(names)}")
     values = {k: reader.decode(v, f"spec/{k}") for k, v in stored.items()}
@@ -588,6 +589,8 @@ def _import(header, reader, cls):
         raise UnsafeOrCorruptFileError(
             f"n_features_in_={attributes.get('n_features_in_')!r} does not match the network's "
             f"{spec.n_features} inputs")
+    if header["fitted"] and "_code_distance" in attributes and "_code_weight" not in attributes:
+        attributes["_code_weight"] = 1.0  # a detector saved before code_weight: m weighs 1
     state.update(attributes)
     if header["fitted"] and _is_ensemble(cls):
         _check_members(state)

@@ -386,13 +386,14 @@ def _score_samples(g, x, est):
 
 
 def _code_combination(g, codes, est, err):
-    """``n_features * r + m`` or ``r * m`` of ``code_distance`` (see the detector)."""
+    """``n_features * r + code_weight * m`` or ``r * m`` of ``code_distance`` (see the detector)."""
     centered = g.op("Sub", codes, g.const(est.code_mean_.reshape(1, -1), "code_mean"))
     white = g.op("MatMul", centered, g.const(est.code_whitening_, "code_whitening"))
     distance = g.reduce("ReduceSum", g.op("Mul", white, white), [1])
     relative = g.op("Mul", err, g.scalar(1.0 / est.error_scale_))
     if est._code_distance == "add":
-        return g.op("Add", g.op("Mul", relative, g.scalar(est._spec.n_features)), distance)
+        weighted = g.op("Mul", distance, g.scalar(est._code_weight))
+        return g.op("Add", g.op("Mul", relative, g.scalar(est._spec.n_features)), weighted)
     return g.op("Mul", relative, distance)
 
 

@@ -45,8 +45,9 @@ def test_outlier_conventions(blobs):
 
 def test_auto_contamination_is_a_robust_threshold(blobs):
     X, y = blobs
+    # the outliers lie off the plane: the probabilistic PCA weighting of the code
     det = AutoencoderAnomalyDetector(n_components=2, contamination="auto", max_iter=60,
-                                     trim_fraction=0.0, random_state=0).fit(X)
+                                     trim_fraction=0.0, code_weight=1.0, random_state=0).fit(X)
     log_errors = np.log(-det.score_samples(X))
     median = np.median(log_errors)
     mad = 1.4826 * np.median(np.abs(log_errors - median))
@@ -136,9 +137,9 @@ def test_trimmed_loss_keeps_a_cluster_of_training_anomalies_anomalous():
     X = np.vstack([inliers, cluster])
     y = np.r_[np.zeros(950), np.ones(50)]
 
-    def auroc(trim):
+    def auroc(trim):  # by the reconstruction error: what the network learned
         det = AutoencoderAnomalyDetector(n_components=3, trim_fraction=trim, max_iter=60,
-                                         random_state=0).fit(X)
+                                         code_distance=None, random_state=0).fit(X)
         return roc_auc_score(y, -det.score_samples(X))
 
     plain, trimmed = auroc(0.0), auroc(0.3)
@@ -310,7 +311,8 @@ def test_code_distance_scores_are_the_documented_combination(blobs, combination,
     distance = np.einsum("ij,jk,ik->i", centered, np.linalg.inv(covariance), centered)
     assert distance[kept].mean() == pytest.approx(2.0, rel=1e-8)  # n_components, on average
     relative = errors / errors[kept].mean()
-    expected = X.shape[1] * relative + distance if combination == "add" else relative * distance
+    expected = (X.shape[1] * relative + det.code_weight * distance if combination == "add"
+                else relative * distance)
     np.testing.assert_allclose(det.score_samples(X), -expected, rtol=1e-8)
     assert det.offset_ == pytest.approx(np.percentile(det.score_samples(X), 10))
     np.testing.assert_allclose(det.decision_function(X), det.score_samples(X) - det.offset_)
@@ -517,3 +519,29 @@ def test_warm_start_may_not_change_std_offset():
     det = AutoencoderAnomalyDetector(max_iter=1, warm_start=True, random_state=0).fit(X)
     with pytest.raises(ValueError, match="'std_offset' changed from 2.0 to 1.0"):
         det.set_params(std_offset=1.0).fit(X)
+
+
+# ----------------------------------------------------------------- code_weight
+def test_code_weight_weighs_the_code_distance_in_add_only(blobs):
+    X, _ = blobs
+    one = AutoencoderAnomalyDetector(code_distance="add", code_weight=1.0, **CODE).fit(X)
+    three = AutoencoderAnomalyDetector(code_distance="add", code_weight=3.0, **CODE).fit(X)
+    relative = one.feature_errors(X).mean(1) / one.error_scale_
+    distance = np.square((one._encode(X) - one.code_mean_) @ one.code_whitening_).sum(1)
+    np.testing.assert_allclose(one.score_samples(X), -(X.shape[1] * relative + distance),
+                               rtol=1e-10)
+    np.testing.assert_allclose(three.score_samples(X), -(X.shape[1] * relative + 3 * distance),
+                               rtol=1e-10)
+    assert three.offset_ == pytest.approx(np.percentile(three.score_samples(X), 10))
+    # "multiply" and no code distance do not use it
+    for code_distance in ("multiply", None):
+        a = AutoencoderAnomalyDetector(code_distance=code_distance, **CODE).fit(X)
+        b = AutoencoderAnomalyDetector(code_distance=code_distance, code_weight=3.0,
+                                       **CODE).fit(X)
+        np.testing.assert_array_equal(a.score_samples(X), b.score_samples(X))
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, "auto"])
+def test_code_weight_must_be_a_positive_float(value, blobs):
+    with pytest.raises(InvalidParameterError, match="'code_weight' parameter"):
+        AutoencoderAnomalyDetector(code_weight=value).fit(blobs[0])

@@ -170,7 +170,8 @@ def test_code_distance_statistics_on_cuda(X, tmp_path):
     n_features = X.shape[1]
     errors = gpu.feature_errors(X).mean(axis=1) / gpu.error_scale_
     distance = np.square((gpu._encode(X) - gpu.code_mean_) @ gpu.code_whitening_).sum(1)
-    np.testing.assert_allclose(-scores, n_features * errors + distance, rtol=1e-4)
+    np.testing.assert_allclose(-scores, n_features * errors + gpu.code_weight * distance,
+                               rtol=1e-4)
     skae.save(gpu, tmp_path / "det.safetensors")
     loaded = skae.load(tmp_path / "det.safetensors", device="cpu")
     np.testing.assert_allclose(loaded.score_samples(X), scores, rtol=1e-4)

@@ -529,15 +529,25 @@ def test_an_ensemble_file_must_hold_its_members(tmp_path):
         skae.load(path)
 
 
-def test_a_file_written_before_std_offset_loads_as_plain_standardization(tmp_path):
-    # files of this format written before the detector had std_offset describe
-    # a network standardized by the standard deviations alone
+def _drop_new_entries(header):
+    header["spec"].pop("std_offset")
+    for name in ("std_offset", "code_weight"):
+        header["params"].pop(name)
+    header["attributes"].pop("_code_weight")
+
+
+def test_a_file_written_before_std_offset_and_code_weight_loads_as_then(tmp_path):
+    # files of this format written before the detector had std_offset and
+    # code_weight describe a network standardized by the standard deviations
+    # alone, and scores that weigh the code distance by 1
     X = np.random.RandomState(0).normal(size=(200, 5)) * [1, 2, 3, 0.1, 5]
-    det = skae.AutoencoderAnomalyDetector(std_offset=0.0, max_iter=2, random_state=0).fit(X)
+    det = skae.AutoencoderAnomalyDetector(std_offset=0.0, code_weight=1.0, max_iter=2,
+                                          random_state=0).fit(X)
     path = tmp_path / "old.safetensors"
     skae.save(det, path)
-    resave(path, lambda h: (h["spec"].pop("std_offset"), h["params"].pop("std_offset")))
+    resave(path, _drop_new_entries)
     loaded = skae.load(path)
     np.testing.assert_array_equal(loaded.score_samples(X), det.score_samples(X))
-    assert loaded.get_params()["std_offset"] == 0.0  # a refit builds the same network
-    assert loaded._spec.std_offset == 0.0
+    # a refit builds the same model
+    assert loaded.get_params()["std_offset"] == 0.0 and loaded.get_params()["code_weight"] == 1.0
+    assert loaded._spec.std_offset == 0.0 and loaded._code_weight == 1.0
