@@ -84,28 +84,31 @@ def _column_extremes(X):
     return low, high
 
 
-def _column_peak(X):
-    """Each column's largest magnitude, float64; 1 where a column is all zeros.
-
-    From the column extremes a sparse matrix or a checked
-    :class:`skae._blocks.BlockReader` already gives (no pass over the rows),
-    else from a pass over the rows, chunk by chunk.
-    """
-    if sp.issparse(X) or isinstance(X, BlockReader):
-        low, high = _column_extremes(X) if sp.issparse(X) else X.column_extremes()
-        return np.maximum(np.abs(low), np.abs(high))
-    peak = np.zeros(X.shape[1])
-    for a, b in iter_chunks(*X.shape):
-        peak = np.maximum(peak, np.abs(np.asarray(X[a:b], dtype=np.float64)).max(0))
-    return peak
-
-
 def _local(values, op):
     """The reduction of a single process: the values themselves."""
     return values
 
 
-def _sparse_standardization(X, weights=None, reduce=_local):
+def _column_bounds(X, reduce=_local):
+    """Each column's ``(min, max)`` over every rank's rows, float64.
+
+    From the column extremes a sparse matrix or a checked
+    :class:`skae._blocks.BlockReader` already gives (no pass over the rows),
+    else from a pass over the rows, chunk by chunk; one reduction over the
+    ranks.
+    """
+    if sp.issparse(X) or isinstance(X, BlockReader):
+        low, high = _column_extremes(X) if sp.issparse(X) else X.column_extremes()
+    else:
+        low, high = np.full(X.shape[1], np.inf), np.full(X.shape[1], -np.inf)
+        for a, b in iter_chunks(*X.shape):
+            chunk = np.asarray(X[a:b], dtype=np.float64)
+            low, high = np.minimum(low, chunk.min(0)), np.maximum(high, chunk.max(0))
+    high, low = np.split(reduce(np.concatenate([high, -low]), "max"), 2)
+    return -low, high
+
+
+def _sparse_standardization(X, peak, weights=None, reduce=_local):
     """:func:`standardization` of a canonical CSR matrix, from its stored entries only.
 
     The same computation as for dense data, with each column's implicit zeros
@@ -115,14 +118,12 @@ def _sparse_standardization(X, weights=None, reduce=_local):
 
     Returns
     -------
-    mean, var, peak : ndarray of shape (n_features,)
+    mean, var : ndarray of shape (n_features,)
         Of the columns divided by ``peak``.
     n : float
         The number of rows (over every rank, with ``reduce``).
     """
     n, d = X.shape
-    peak = reduce(_column_peak(X), "max")
-    peak[peak == 0] = 1.0
 
     def entry_weights(a, b):  # the weight of the row of each stored entry a..b
         return weights[np.searchsorted(X.indptr, np.arange(a, b), side="right") - 1]
@@ -145,24 +146,7 @@ def _sparse_standardization(X, weights=None, reduce=_local):
         cols = X.indices[a:b]
         deviation = np.square(X.data[a:b].astype(np.float64) / peak[cols] - mean[cols])
         squares += np.bincount(cols, deviation if w is None else deviation * w, minlength=d)
-    return mean, reduce(squares, "sum") / total_weight, peak, n
-
-
-def _column_range(X, peak, reduce=_local):
-    """Each column's ``(max - min) / peak`` over the rows (every rank's).
-
-    Divided by the columns' largest magnitudes ``peak`` before the
-    subtraction, so it never overflows. Rows of weight 0 never get here:
-    the training rows' canonical form drops them.
-    """
-    if sp.issparse(X) or isinstance(X, BlockReader):
-        low, high = _column_extremes(X) if sp.issparse(X) else X.column_extremes()
-    else:
-        low, high = np.full(X.shape[1], np.inf), np.full(X.shape[1], -np.inf)
-        for a, b in iter_chunks(*X.shape):
-            chunk = np.asarray(X[a:b], dtype=np.float64)
-            low, high = np.minimum(low, chunk.min(0)), np.maximum(high, chunk.max(0))
-    return reduce(high / peak, "max") + reduce(-low / peak, "max")
+    return mean, reduce(squares, "sum") / total_weight, n
 
 
 def _offset_scales(std, constant, peak, offset, spread):
@@ -202,7 +186,7 @@ def standardization(X, owner, weights=None, reduce=None, offset=0.0):
         elementwise sum or maximum of float64 ``values`` over the shards of
         a distributed fit, each holding part of the rows. The statistics are
         then those of the union of the shards (three reductions: the
-        columns' peaks, the sums and weights for the mean, the squared
+        columns' extremes, the sums and weights for the mean, the squared
         deviations). None for the rows of ``X`` alone.
     offset : float, default=0.0
         With ``offset > 0``, the scale of a non-constant feature ``j`` is
@@ -220,15 +204,16 @@ def standardization(X, owner, weights=None, reduce=None, offset=0.0):
     shift, scale : ndarray of shape (n_features,), float64
     """
     reduce = _local if reduce is None else reduce
+    low, high = _column_bounds(X, reduce)
+    peak = np.maximum(np.abs(low), np.abs(high))
+    peak[peak == 0] = 1.0
+    spread = high / peak - low / peak  # the range in units of peak: no overflow
     if sp.issparse(X):
-        mean, var, peak, n = _sparse_standardization(X, weights, reduce)
+        mean, var, n = _sparse_standardization(X, peak, weights, reduce)
         constant = var <= n * _EPS * var + np.square(n * mean * _EPS)
-        spread = _column_range(X, peak, reduce) if offset else None
         return mean * peak, _offset_scales(np.sqrt(var), constant, peak, offset, spread)
     n, d = X.shape
     total = np.zeros(d)
-    peak = reduce(_column_peak(X), "max")
-    peak[peak == 0] = 1.0
     w = None if weights is None else weights[:, None]
     total_weight = n if weights is None else weights.sum()
     for a, b in iter_chunks(n, d):
@@ -243,7 +228,6 @@ def standardization(X, owner, weights=None, reduce=None, offset=0.0):
         squares += chunk.sum(0) if w is None else (chunk * w[a:b]).sum(0)
     var = reduce(squares, "sum") / total_weight
     constant = var <= n * _EPS * var + np.square(n * mean * _EPS)
-    spread = _column_range(X, peak, reduce) if offset else None
     return mean * peak, _offset_scales(np.sqrt(var), constant, peak, offset, spread)
 
 

@@ -46,6 +46,10 @@ FORMAT_VERSION = 1
 #: distance by 1.
 _ADDED_PARAMS = {"std_offset": 0.0, "code_weight": 1.0}
 
+#: Fitted attributes those parameters brought: ``{attribute: (parameter,
+#: value for a model fitted before it)}``.
+_ADDED_ATTRIBUTES = {"_code_weight": ("code_weight", 1.0)}
+
 #: Marker in the safetensors metadata of every file :func:`save` writes.
 FORMAT_NAME = "skae"
 
@@ -589,8 +593,9 @@ def _import(header, reader, cls):
         raise UnsafeOrCorruptFileError(
             f"n_features_in_={attributes.get('n_features_in_')!r} does not match the network's "
             f"{spec.n_features} inputs")
-    if header["fitted"] and "_code_distance" in attributes and "_code_weight" not in attributes:
-        attributes["_code_weight"] = 1.0  # a detector saved before code_weight: m weighs 1
+    for name, (param, value) in _ADDED_ATTRIBUTES.items():
+        if header["fitted"] and param in names and name not in attributes:
+            attributes[name] = value  # fitted before the parameter that sets it existed
     state.update(attributes)
     if header["fitted"] and _is_ensemble(cls):
         _check_members(state)
