@@ -12,6 +12,9 @@ import copy
 import math
 
 import numpy as np
+import scipy.linalg
+import scipy.linalg.blas
+import scipy.linalg.lapack
 import torch
 
 from ._data import dense_rows, iter_chunks
@@ -159,7 +162,8 @@ def transform(net, X, parts, n_out, width, owner):
     return out
 
 
-def reconstruction_errors(net, X, loss, width, per_feature, scale=None, codes=None):
+def reconstruction_errors(net, X, loss, width, per_feature, scale=None, codes=None,
+                          residual=None):
     """Reconstruction error of every sample (or element) of ``X``, in chunks.
 
     Errors are measured in the units the network trains in (standard
@@ -183,10 +187,16 @@ def reconstruction_errors(net, X, loss, width, per_feature, scale=None, codes=No
     codes : ndarray of shape (n_samples, n_components) or None, default=None
         When given, also receives the code of every sample, from the same
         pass (a code that overflows is written as it is).
+    residual : tuple of ndarray or None, default=None
+        ``(mean, whitening)``: return instead, in float64, every sample's
+        squared Mahalanobis distance ``||(r - mean) @ whitening||^2`` of its
+        residual ``r`` (reconstruction minus standardized input; squared
+        error loss only). An overflow is +inf.
 
     Returns
     -------
     errors : ndarray of shape (n_samples,) or (n_samples, n_features), in X's dtype
+        (float64 with ``residual``)
     """
     device, dtype = device_of(net), _dtype(X)
     standardize = Forward(net.inference_steps(("standardize",)), dtype)
@@ -196,7 +206,7 @@ def reconstruction_errors(net, X, loss, width, per_feature, scale=None, codes=No
         encode = Forward(net.inference_steps(("code",)), dtype)
         expand = Forward(net.inference_steps(("expand",)), dtype)
     shape = X.shape if per_feature else X.shape[:1]
-    out = np.empty(shape, dtype=X.dtype)
+    out = np.empty(shape, dtype=X.dtype if residual is None else np.float64)
     if scale is not None:  # its reciprocal in X's dtype (inf where the division overflows)
         with np.errstate(over="ignore"):
             inverse = torch.from_numpy((1.0 / np.asarray(scale, np.float64)).astype(X.dtype))
@@ -212,6 +222,9 @@ def reconstruction_errors(net, X, loss, width, per_feature, scale=None, codes=No
                 z = encode(xs)
                 codes[a:b] = z.cpu().numpy()
                 reconstruction = expand(z)
+            if residual is not None:
+                out[a:b] = _mahalanobis(_residual_rows(reconstruction, xs), *residual)
+                continue
             # in X's dtype: an error beyond it is inf, which the rule below keeps
             errors = elementwise_error(reconstruction, xs, loss)
             if scale is not None:
@@ -221,6 +234,117 @@ def reconstruction_errors(net, X, loss, width, per_feature, scale=None, codes=No
             errors = errors.nan_to_num(nan=torch.inf, posinf=torch.inf).to(dtype)
             out[a:b] = errors.cpu().numpy()
     return out
+
+
+def _residual_rows(reconstruction, xs):
+    """Reconstruction minus standardized input, in float64 on the host."""
+    return (reconstruction - xs).cpu().numpy().astype(np.float64)
+
+
+def _mahalanobis(rows, mean, whitening):
+    """``||(rows - mean) @ whitening||^2`` per row (``whitening`` upper triangular).
+
+    An overflow (or NaN) is +inf.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        centered = np.asfortranarray(rows - mean)
+        # BLAS's triangular product: half the work of a dense one
+        white = scipy.linalg.blas.dtrmm(1.0, whitening, centered, side=1, lower=0,
+                                        overwrite_b=True)
+        distances = np.square(white).sum(1)
+    return np.nan_to_num(distances, nan=np.inf, posinf=np.inf)
+
+
+def residual_moments(net, X, width, weights):
+    """Weighted moments of the residuals that fit their Gaussian (see ``residual_gaussian``).
+
+    In float64, in chunks. The residual of a sample is its reconstruction
+    minus its standardized input (squared error loss). Rows of weight 0 do
+    not count; a non-finite residual must have weight 0.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+    X : ndarray of shape (n_samples, n_features)
+        Validated input.
+    width : int
+        Widest layer, to size the chunks.
+    weights : ndarray of shape (n_samples,)
+        Sample weights, 0 for the samples left out.
+
+    Returns
+    -------
+    sums : ndarray of shape (3 + 2 * n_features + n_features ** 2,), float64
+        ``[sum w, sum w |r|^2, sum w |r|^4, sum w r, sum w |r|^2 r, sum w r r^T]``,
+        flattened, so that ranks can add them in one reduction.
+    """
+    d = X.shape[1]
+    device, dtype = device_of(net), _dtype(X)
+    standardize = Forward(net.inference_steps(("standardize",)), dtype)
+    core = Forward(net.inference_steps(("core",)), dtype)
+    scalars, first = np.zeros(3), np.zeros((2, d))
+    second = np.zeros((d, d), order="F")  # its upper triangle, filled in below
+    with torch.inference_mode():
+        for a, b in iter_chunks(X.shape[0], width):
+            w = np.asarray(weights[a:b], np.float64)
+            counted = w > 0  # only the kept rows: the trimmed ones are a share of each chunk
+            if not counted.any():
+                continue
+            xs = standardize(as_tensor(dense_rows(X, a, b), device, dtype))
+            r = _residual_rows(core(xs), xs)[counted]
+            w = w[counted]
+            sq = np.square(r).sum(1)
+            scalars += [w.sum(), w @ sq, w @ np.square(sq)]
+            first += [w @ r, (w * sq) @ r]
+            # sum w r r^T by BLAS's symmetric rank-k update: half the work
+            second = scipy.linalg.blas.dsyrk(1.0, r * np.sqrt(w)[:, None], beta=1.0, c=second,
+                                             trans=1, overwrite_c=True)
+    second = second + second.T  # the lower triangle was 0: the diagonal is doubled
+    second.flat[::d + 1] *= 0.5
+    return np.concatenate([scalars, first.ravel(), second.ravel()])
+
+
+def residual_gaussian(sums, n_features):
+    """Mean, whitening and shrinkage of the residuals' Gaussian, from ``residual_moments``.
+
+    The covariance is the weighted empirical one shrunk towards a multiple
+    of the identity by Ledoit and Wolf's formula (as
+    ``sklearn.covariance.ledoit_wolf`` computes it, samples weighted as
+    frequencies): ``(1 - s) * C + s * trace(C) / d * I``, plus 1e-6 times
+    its mean eigenvalue (1e-12 at least) on the diagonal, so that it is
+    invertible. The whitening matrix ``W`` (upper triangular) satisfies
+    ``W @ W.T = inverse(covariance)``.
+
+    Returns
+    -------
+    mean : ndarray of shape (n_features,)
+    whitening : ndarray of shape (n_features, n_features)
+    shrinkage : float
+    """
+    d = n_features
+    (n, s2, s4), rest = sums[:3], sums[3:]
+    v, b = rest[:d], rest[d:2 * d]
+    m2 = rest[2 * d:].reshape(d, d)
+    mean = v / n
+    # sum w |r - mean|^4, expanded in the moments: |r - mean|^2 = |r|^2 - 2 r.mean + |mean|^2
+    c = mean @ mean
+    fourth = (s4 + 4 * mean @ m2 @ mean + c * c * n - 4 * mean @ b + 2 * c * s2
+              - 4 * c * (v @ mean))
+    cov = m2 / n  # symmetric, as the moments are
+    cov -= np.outer(mean, mean)
+    mu = np.trace(cov) / d
+    frobenius = np.vdot(cov, cov)
+    beta = max(fourth / n - frobenius, 0.0) / (d * n)
+    delta = (frobenius - d * mu * mu) / d
+    beta = min(beta, delta)
+    shrinkage = float(beta / delta) if beta > 0 else 0.0
+    floor = max(1e-6 * mu, 1e-12)
+    cov *= 1 - shrinkage  # now the shrunk covariance, with the floor on its diagonal
+    cov.flat[::d + 1] += shrinkage * mu + floor
+    # positive definite: rounding errors stay far below the floor (|cov| <= d * mu)
+    lower = np.linalg.cholesky(cov)
+    inverse = scipy.linalg.lapack.dtrtri(lower, lower=1)[0]  # its diagonal is positive
+    return mean, np.ascontiguousarray(inverse.T), shrinkage
 
 
 def feature_error_sums(net, X, loss, width, weights=None):

@@ -42,13 +42,20 @@ FORMAT_VERSION = 1
 #: Parameters (and network description fields) added after format version 1
 #: was first written, with the value that describes a model written before
 #: them: a detector saved before ``std_offset`` standardized by the standard
-#: deviations alone, and one saved before ``code_weight`` weighed the code
-#: distance by 1.
-_ADDED_PARAMS = {"std_offset": 0.0, "code_weight": 1.0}
+#: deviations alone, one saved before ``code_weight`` weighed the code
+#: distance by 1, and one saved before ``residual_covariance`` weighed every
+#: feature's residual alike.
+_ADDED_PARAMS = {"std_offset": 0.0, "code_weight": 1.0, "residual_covariance": "spherical"}
 
 #: Fitted attributes those parameters brought: ``{attribute: (parameter,
 #: value for a model fitted before it)}``.
-_ADDED_ATTRIBUTES = {"_code_weight": ("code_weight", 1.0)}
+_ADDED_ATTRIBUTES = {
+    "_code_weight": ("code_weight", 1.0),
+    "_residual_covariance": ("residual_covariance", "spherical"),
+    "residual_mean_": ("residual_covariance", None),
+    "residual_whitening_": ("residual_covariance", None),
+    "residual_shrinkage_": ("residual_covariance", None),
+}
 
 #: Marker in the safetensors metadata of every file :func:`save` writes.
 FORMAT_NAME = "skae"

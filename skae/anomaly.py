@@ -12,6 +12,10 @@ from ._compat import Interval, StrOptions, _fit_context
 from ._output import _FeatureOutputMixin
 from ._weights import weighted_quantile
 
+#: Widest data for which ``residual_covariance="auto"`` is ``"full"``: its
+#: whitening matrix holds ``n_features ** 2`` floats (32 MiB at 2048).
+AUTO_FULL_RESIDUAL_MAX_FEATURES = 2048
+
 
 class _OutlierScoresMixin:
     """``decision_function`` and ``predict`` from ``score_samples`` and ``offset_``.
@@ -124,11 +128,14 @@ class AutoencoderAnomalyDetector(
         sample's code to the mean of the training codes under their
         covariance (``code_mean_``, ``code_whitening_``), and ``r``, the
         sample's reconstruction error divided by the mean error of the
-        training samples (``error_scale_``). ``"add"``: ``score_samples =
+        training samples (``error_scale_``) with
+        ``residual_covariance="spherical"``, or its residual's squared
+        Mahalanobis distance divided by ``n_features`` with ``"full"`` (the
+        default where it may be used). ``"add"``: ``score_samples =
         -(n_features * r + code_weight * m)``; with ``code_weight=1`` this
         is, up to a constant, twice the negative log-likelihood of a
-        Gaussian on the code plus isotropic Gaussian noise around the
-        reconstruction, as in probabilistic PCA.
+        Gaussian on the code plus Gaussian noise around the reconstruction
+        (isotropic with ``"spherical"``, as in probabilistic PCA).
         ``"multiply"``: ``score_samples = -r * m``. The statistics are
         those of the training samples left once the ``trim_fraction`` with
         the largest errors are set aside (as the trimmed loss does), so that
@@ -144,13 +151,14 @@ class AutoencoderAnomalyDetector(
         ``"multiply"`` need ``variational=False``, whose likelihood already
         scores the code.
 
-    code_weight : float, default=4.0
+    code_weight : float, default=1.0
         Weight of the code distance in ``code_distance="add"``:
         ``score_samples = -(n_features * r + code_weight * m)``. 1 is the
-        probabilistic PCA likelihood; a larger weight trusts the code's
-        distance more than the reconstruction error. 4 is the choice of the
-        out-of-sample selection on ADBench's tabular data (see the anomaly
-        detection guide). Positive. Not used by ``"multiply"`` (a factor
+        Gaussian likelihood (see ``code_distance`` and
+        ``residual_covariance``), the choice of the out-of-sample selection
+        on ADBench's tabular data (see the anomaly detection guide); a
+        larger weight trusts the code's distance more than the
+        reconstruction error. Positive. Not used by ``"multiply"`` (a factor
         does not change its ranking) nor without the code distance.
 
     std_offset : "auto" or float, default="auto"
@@ -168,6 +176,31 @@ class AutoencoderAnomalyDetector(
         anomaly detection guide); 0 for the variational kind and for
         ``architecture="conv"``, where it was not measured. Constant
         features keep scale 1. Ignored with ``standardize=False``.
+
+    residual_covariance : {"auto", "full", "spherical"}, default="auto"
+        How the score weighs the reconstruction residual (the reconstruction
+        minus the standardized input) when it uses the code distance.
+        ``"spherical"``: every feature's squared residual alike, ``n_features
+        * r`` with ``r`` the mean squared error over the mean of the
+        training samples' (isotropic Gaussian noise, as in probabilistic
+        PCA). ``"full"``: the squared Mahalanobis distance of the residual
+        under the mean and covariance of the training samples' residuals
+        (``residual_mean_``, ``residual_whitening_``), the covariance shrunk
+        towards a multiple of the identity by Ledoit and Wolf's formula, so
+        that residuals which usually go together (or a feature that is
+        always reconstructed poorly) count less than a residual normal data
+        does not show. With ``code_weight=1`` the ``"add"`` score is then,
+        up to a constant, twice the negative log-likelihood of a Gaussian on
+        the code plus Gaussian noise with that covariance around the
+        reconstruction. The statistics are those of the training samples the
+        code statistics keep. ``"full"`` needs the code distance,
+        ``loss="mse"`` and ``relative_errors=False`` (it already scales each
+        feature's residual); it holds an ``n_features`` by ``n_features``
+        matrix and costs two more passes over the training data.
+        ``"auto"``: ``"full"`` where it may be used and the data has at most
+        2048 features (the choice of the out-of-sample selection on
+        ADBench's tabular data, see the anomaly detection guide), else
+        ``"spherical"``.
 
     hidden_layer_sizes : tuple of int or int, default=(64,)
         Widths of the encoder's hidden layers, input side first. The decoder
@@ -461,6 +494,24 @@ class AutoencoderAnomalyDetector(
         that never varies in training still gives finite distances). Else
         None.
 
+    residual_mean_ : ndarray of shape (n_features,) or None
+        With the full residual covariance (see ``residual_covariance``), the
+        mean residual of the training samples the statistics keep (weighted
+        by ``sample_weight``). Else None.
+
+    residual_whitening_ : ndarray of shape (n_features, n_features) or None
+        With the full residual covariance, the upper triangular matrix ``W``
+        with which the squared Mahalanobis distance of a residual ``e`` is
+        ``||(e - residual_mean_) @ W||²``: ``W @ W.T`` is the inverse of the
+        residuals' shrunk covariance, whose diagonal is raised by ``1e-6``
+        times its mean (``1e-12`` at least) so that it is invertible. Else
+        None.
+
+    residual_shrinkage_ : float or None
+        With the full residual covariance, the Ledoit-Wolf shrinkage ``s``
+        of that covariance: ``(1 - s) * C + s * trace(C) / n_features * I``,
+        ``C`` the empirical covariance. Else None.
+
     n_features_in_ : int
         Number of features seen during fit.
 
@@ -566,6 +617,7 @@ class AutoencoderAnomalyDetector(
         "code_distance": [StrOptions({"auto", "add", "multiply"}), None],
         "code_weight": [Interval(Real, 0, None, closed="neither")],
         "std_offset": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
+        "residual_covariance": [StrOptions({"auto", "full", "spherical"})],
     }
 
     # The detector trains on a fixed budget of epochs by design: reaching
@@ -580,8 +632,9 @@ class AutoencoderAnomalyDetector(
         trim_fraction=0.3,
         relative_errors=False,
         code_distance="auto",
-        code_weight=4.0,
+        code_weight=1.0,
         std_offset="auto",
+        residual_covariance="auto",
         hidden_layer_sizes=(64,),
         activation="tanh",
         latent_activation="identity",
@@ -682,6 +735,7 @@ class AutoencoderAnomalyDetector(
         self.code_distance = code_distance
         self.code_weight = code_weight
         self.std_offset = std_offset
+        self.residual_covariance = residual_covariance
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
@@ -750,6 +804,19 @@ class AutoencoderAnomalyDetector(
                 "variational=False: a variational model scores by likelihood, which already "
                 "accounts for the code's (prior) likelihood."
             )
+        if self.residual_covariance == "full":
+            no_code = self.code_distance is None or (
+                self.code_distance == "auto" and (self.variational or self.architecture == "conv"))
+            needs = [("a code distance (code_distance='add' or 'multiply'; 'auto' is None for "
+                      "the variational kind and architecture='conv')", no_code),
+                     ("loss='mse' (a residual is a difference)", self.loss != "mse"),
+                     ("relative_errors=False (the covariance already scales each feature's "
+                      "residual)", bool(self.relative_errors))]
+            for need, missing in needs:
+                if missing:
+                    raise ValueError(
+                        f"{type(self).__name__}: residual_covariance='full' needs {need}."
+                    )
 
     def _set_scores(self, X, spec, weights=None):
         """Set what scoring learns from the (validated) training data.
@@ -767,17 +834,26 @@ class AutoencoderAnomalyDetector(
         if self._code_distance == "auto":
             self._code_distance = "add" if spec.kind == "mlp" else None
         self.error_scale_ = self.code_mean_ = self.code_whitening_ = None
+        self.residual_mean_ = self.residual_whitening_ = self.residual_shrinkage_ = None
+        self._residual_covariance = self.residual_covariance
+        if self._residual_covariance == "auto":
+            full = (self._code_distance is not None and spec.loss == "mse"
+                    and not self.relative_errors
+                    and spec.n_features <= AUTO_FULL_RESIDUAL_MAX_FEATURES)
+            self._residual_covariance = "full" if full else "spherical"
         if self._code_distance is None:
             scores = self._score_samples(X)
         else:
             errors, codes = self._errors_and_codes(X)
-            self._set_code_statistics(errors, codes, spec, weights, collective)
+            self._set_code_statistics(errors, codes, spec, weights, collective, X)
+            if self.residual_whitening_ is not None:  # the residuals' distances, a pass more
+                errors, codes = self._errors_and_codes(X)
             scores = self._combine(errors, codes, X.dtype)
         self.offset_ = outlier_threshold(scores, weights, spec.contamination, spec.variational,
                                          X.dtype, collective)
 
-    def _set_code_statistics(self, errors, codes, spec, weights, collective):
-        """Set ``error_scale_``, ``code_mean_`` and ``code_whitening_`` (see the class doc)."""
+    def _set_code_statistics(self, errors, codes, spec, weights, collective, X):
+        """Set ``error_scale_``, ``code_*`` and ``residual_*`` (see the class doc)."""
         errors = errors.astype(np.float64)
         w = np.ones(len(errors)) if weights is None else np.asarray(weights, np.float64)
         keep = np.isfinite(errors) & np.isfinite(codes).all(1)
@@ -809,23 +885,45 @@ class AutoencoderAnomalyDetector(
         self.error_scale_ = max(float(sums[1]) / total, 1e-12)
         self.code_mean_ = mean
         self.code_whitening_ = (eigenvectors / np.sqrt(eigenvalues)) @ eigenvectors.T
+        if self._residual_covariance == "full":
+            sums = _inference.residual_moments(self.module_, X, spec.max_width, w)
+            if collective is not None:
+                sums = collective.all_reduce(sums)
+            self.residual_mean_, self.residual_whitening_, self.residual_shrinkage_ = (
+                _inference.residual_gaussian(sums, spec.n_features))
 
     def _errors_and_codes(self, X):
-        """Mean reconstruction errors and codes of X, from one pass of the network."""
+        """Residual terms and codes of X, from one pass of the network.
+
+        The mean reconstruction errors; with the full residual covariance
+        fitted, the residuals' squared Mahalanobis distances instead.
+        """
         codes = np.empty((X.shape[0], self._spec.n_components))
-        return self._errors(X, per_feature=False, codes=codes), codes
+        residual = getattr(self, "residual_whitening_", None)
+        if residual is not None:
+            residual = (self.residual_mean_, residual)
+        return _inference.reconstruction_errors(
+            self.module_, X, self._spec.loss, self._spec.max_width, per_feature=False,
+            scale=getattr(self, "feature_error_scale_", None), codes=codes, residual=residual,
+        ), codes
 
     def _combine(self, errors, codes, dtype):
-        """``score_samples`` from the mean errors and the codes, with ``code_distance``.
+        """``score_samples`` from ``_errors_and_codes``, with ``code_distance``.
 
         In float64, then cast to ``dtype``; an overflow (or NaN from one) is
         the most anomalous score, -inf.
         """
+        n_features = self._spec.n_features
         with np.errstate(over="ignore", invalid="ignore"):
-            relative = errors.astype(np.float64) / self.error_scale_
+            if getattr(self, "residual_whitening_", None) is None:  # spherical
+                relative = errors.astype(np.float64) / self.error_scale_
+                residual = n_features * relative
+            else:  # the residuals' squared Mahalanobis distances
+                residual = errors.astype(np.float64)
+                relative = residual / n_features
             distance = np.square((codes - self.code_mean_) @ self.code_whitening_).sum(1)
             if self._code_distance == "add":
-                total = self._spec.n_features * relative + self._code_weight * distance
+                total = residual + self._code_weight * distance
             else:
                 total = relative * distance
             total = np.nan_to_num(total, nan=np.inf, posinf=np.inf)
@@ -859,8 +957,8 @@ class AutoencoderAnomalyDetector(
         """Opposite of the anomaly score: the lower, the more abnormal.
 
         The opposite of the combination ``code_distance`` makes of the
-        relative reconstruction error and the code's Mahalanobis distance
-        (by default), or of the reconstruction error alone
+        reconstruction residual's term (see ``residual_covariance``) and the
+        code's Mahalanobis distance (by default), or of the reconstruction error alone
         (``code_distance=None``). With ``variational=True``, the estimated
         log-likelihood instead (the opposite of the negative log-likelihood).
 
@@ -875,8 +973,11 @@ class AutoencoderAnomalyDetector(
             ``-(n_features * r + code_weight * m)`` (``code_distance="add"``,
             the default)
             or ``-r * m`` (``"multiply"``), where ``r =
-            feature_errors(X).mean(axis=1) / error_scale_`` and ``m`` is the
-            code's squared Mahalanobis distance (see the class doc);
+            feature_errors(X).mean(axis=1) / error_scale_`` with
+            ``residual_covariance="spherical"``, the residual's squared
+            Mahalanobis distance divided by ``n_features`` with ``"full"``,
+            and ``m`` is the code's squared Mahalanobis distance (see the
+            class doc);
             ``-feature_errors(X).mean(axis=1)`` with ``code_distance=None``;
             -inf where it overflows. With ``variational=True``,
             ``log p(x)`` in nats, in the units of X: the importance-weighted

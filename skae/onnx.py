@@ -271,10 +271,12 @@ def _nan_to(g, x, value):
     return g.op("Where", g.op("IsNaN", x), g.scalar(value), x)
 
 
-def _errors(g, x, est, with_codes=False):
+def _errors(g, x, est, with_codes=False, residual=False):
     """Elementwise reconstruction errors (standardized units), NaN as +inf.
 
     With ``with_codes``, ``(errors, codes)``: the codes from the same pass.
+    With ``residual`` (squared error loss), the residuals (reconstruction
+    minus standardized input) instead of the errors.
     """
     net = est.module_
     xs = _emit_steps(g, x, net.inference_steps(("standardize",)))
@@ -283,7 +285,9 @@ def _errors(g, x, est, with_codes=False):
         rec = _emit_steps(g, codes, net.inference_steps(("expand",)))
     else:
         rec = _emit_steps(g, xs, net.inference_steps(("core",)))
-    if est._spec.loss == "mse":
+    if residual:
+        err = g.op("Sub", rec, xs)
+    elif est._spec.loss == "mse":
         diff = g.op("Sub", rec, xs)
         err = g.op("Mul", diff, diff)
     else:  # binary cross-entropy of the clipped reconstruction, logs floored at -100
@@ -380,20 +384,38 @@ def _score_samples(g, x, est):
         return _log_likelihood(g, x, est)
     if getattr(est, "_code_distance", None) is None:
         return g.op("Neg", _nan_to(g, g.reduce("ReduceMean", _errors(g, x, est), [1]), np.inf))
-    err, codes = _errors(g, x, est, with_codes=True)
-    err = _nan_to(g, g.reduce("ReduceMean", err, [1]), np.inf)
-    return g.op("Neg", _nan_to(g, _code_combination(g, codes, est, err), np.inf))
+    full = getattr(est, "residual_whitening_", None) is not None
+    err, codes = _errors(g, x, est, with_codes=True, residual=full)
+    if full:  # the residual's squared Mahalanobis distance
+        err = _squared_norm(g, err, est.residual_mean_, est.residual_whitening_, "residual")
+    else:
+        err = g.reduce("ReduceMean", err, [1])
+    err = _nan_to(g, err, np.inf)
+    return g.op("Neg", _nan_to(g, _code_combination(g, codes, est, err, full), np.inf))
 
 
-def _code_combination(g, codes, est, err):
-    """``n_features * r + code_weight * m`` or ``r * m`` of ``code_distance`` (see the detector)."""
-    centered = g.op("Sub", codes, g.const(est.code_mean_.reshape(1, -1), "code_mean"))
-    white = g.op("MatMul", centered, g.const(est.code_whitening_, "code_whitening"))
-    distance = g.reduce("ReduceSum", g.op("Mul", white, white), [1])
-    relative = g.op("Mul", err, g.scalar(1.0 / est.error_scale_))
+def _squared_norm(g, rows, mean, whitening, name):
+    """``||(rows - mean) @ whitening||^2`` of every row."""
+    centered = g.op("Sub", rows, g.const(mean.reshape(1, -1), f"{name}_mean"))
+    white = g.op("MatMul", centered, g.const(whitening, f"{name}_whitening"))
+    return g.reduce("ReduceSum", g.op("Mul", white, white), [1])
+
+
+def _code_combination(g, codes, est, err, full):
+    """``n_features * r + code_weight * m`` or ``r * m`` of ``code_distance`` (see the detector).
+
+    ``err``: the mean errors, or with ``full`` the residuals' squared
+    Mahalanobis distances (``n_features * r``).
+    """
+    distance = _squared_norm(g, codes, est.code_mean_, est.code_whitening_, "code")
+    n_features = est._spec.n_features
+    if full:
+        residual, relative = err, g.op("Mul", err, g.scalar(1.0 / n_features))
+    else:
+        relative = g.op("Mul", err, g.scalar(1.0 / est.error_scale_))
+        residual = g.op("Mul", relative, g.scalar(n_features))
     if est._code_distance == "add":
-        weighted = g.op("Mul", distance, g.scalar(est._code_weight))
-        return g.op("Add", g.op("Mul", relative, g.scalar(est._spec.n_features)), weighted)
+        return g.op("Add", residual, g.op("Mul", distance, g.scalar(est._code_weight)))
     return g.op("Mul", relative, distance)
 
 

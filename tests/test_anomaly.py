@@ -1,9 +1,11 @@
 """Behaviour of AutoencoderAnomalyDetector."""
 
 import pickle
+import re
 
 import numpy as np
 import pytest
+from sklearn.covariance import ledoit_wolf
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, PredefinedSplit
 from sklearn.pipeline import make_pipeline
@@ -288,15 +290,34 @@ def _kept(errors, trim_fraction):
     return errors <= np.quantile(errors, 1.0 - trim_fraction)
 
 
+def _residuals(det, X):
+    """Reconstruction minus input, in standardized units, from public methods."""
+    return np.sign(det.reconstruct(X) - X) * np.sqrt(det.feature_errors(X))
+
+
+def _residual_distances(det, X, kept):
+    """The documented squared Mahalanobis distances of the residuals (scikit-learn's LW)."""
+    residuals = _residuals(det, X)
+    mean = residuals[kept].mean(0)
+    covariance, shrinkage = ledoit_wolf(residuals[kept])
+    d = X.shape[1]
+    covariance += max(1e-6 * np.trace(covariance) / d, 1e-12) * np.eye(d)
+    centered = residuals - mean
+    return np.einsum("ij,jk,ik->i", centered, np.linalg.inv(covariance), centered), mean, shrinkage
+
+
+@pytest.mark.parametrize("residual", ["spherical", "full"])
 @pytest.mark.parametrize("combination", ["add", "multiply"])
 @pytest.mark.parametrize("trim_fraction", [0.0, 0.3])
 def test_code_distance_scores_are_the_documented_combination(blobs, combination,
-                                                             trim_fraction):
+                                                             trim_fraction, residual):
     X, _ = blobs
     params = dict(CODE, trim_fraction=trim_fraction)
     plain = AutoencoderAnomalyDetector(code_distance=None, **params).fit(X)
-    det = AutoencoderAnomalyDetector(code_distance=combination, **params).fit(X)
+    det = AutoencoderAnomalyDetector(code_distance=combination, residual_covariance=residual,
+                                     **params).fit(X)
     assert plain.code_mean_ is None and plain.error_scale_ is None
+    assert plain.residual_whitening_ is None
     # the same training: only the score differs
     np.testing.assert_array_equal(det.reconstruct(X), plain.reconstruct(X))
     np.testing.assert_array_equal(det.feature_errors(X), plain.feature_errors(X))
@@ -310,10 +331,17 @@ def test_code_distance_scores_are_the_documented_combination(blobs, combination,
     centered = codes - mean
     distance = np.einsum("ij,jk,ik->i", centered, np.linalg.inv(covariance), centered)
     assert distance[kept].mean() == pytest.approx(2.0, rel=1e-8)  # n_components, on average
-    relative = errors / errors[kept].mean()
-    expected = (X.shape[1] * relative + det.code_weight * distance if combination == "add"
-                else relative * distance)
-    np.testing.assert_allclose(det.score_samples(X), -expected, rtol=1e-8)
+    if residual == "spherical":
+        assert det.residual_whitening_ is None and det.residual_shrinkage_ is None
+        residual_term = X.shape[1] * errors / errors[kept].mean()
+    else:
+        residual_term, mean, shrinkage = _residual_distances(det, X, kept)
+        np.testing.assert_allclose(det.residual_mean_, mean, rtol=1e-7, atol=1e-12)
+        assert det.residual_shrinkage_ == pytest.approx(shrinkage, rel=1e-7, abs=1e-12)
+        assert 0 < det.residual_shrinkage_ < 1
+    expected = (residual_term + det.code_weight * distance if combination == "add"
+                else residual_term / X.shape[1] * distance)
+    np.testing.assert_allclose(det.score_samples(X), -expected, rtol=1e-7)
     assert det.offset_ == pytest.approx(np.percentile(det.score_samples(X), 10))
     np.testing.assert_allclose(det.decision_function(X), det.score_samples(X) - det.offset_)
 
@@ -496,12 +524,14 @@ def test_std_offset_weighs_a_near_constant_feature_less():
     # a sample off the line, against one whose near-constant fourth feature sits
     # at 0.3 (4 standard deviations, inside its training range): the larger the
     # offset, the less that feature's deviation weighs against the structure's
+    # (in the spherical residual term, where every feature's error weighs alike)
     X = _spiky()
     off_line = np.array([[1.0, 1.0, 2.0, 0.0]])
     in_range = np.array([[1.0, -1.0, 2.0, 0.3]])
     ratios = []
     for offset in (0.0, 1.0, "auto"):
         det = AutoencoderAnomalyDetector(n_components=1, std_offset=offset,
+                                         residual_covariance="spherical",
                                          random_state=0).fit(X)
         ratios.append(det.score_samples(in_range)[0] / det.score_samples(off_line)[0])
     assert ratios[0] > ratios[1] > ratios[2]
@@ -524,8 +554,19 @@ def test_warm_start_may_not_change_std_offset():
 # ----------------------------------------------------------------- code_weight
 def test_code_weight_weighs_the_code_distance_in_add_only(blobs):
     X, _ = blobs
-    one = AutoencoderAnomalyDetector(code_distance="add", code_weight=1.0, **CODE).fit(X)
-    three = AutoencoderAnomalyDetector(code_distance="add", code_weight=3.0, **CODE).fit(X)
+    for residual in ("spherical", "full"):
+        one = AutoencoderAnomalyDetector(code_distance="add", code_weight=1.0,
+                                         residual_covariance=residual, **CODE).fit(X)
+        three = AutoencoderAnomalyDetector(code_distance="add", code_weight=3.0,
+                                           residual_covariance=residual, **CODE).fit(X)
+        distance = np.square((one._encode(X) - one.code_mean_) @ one.code_whitening_).sum(1)
+        # the residual term is the same for both: the weight multiplies the distance alone
+        np.testing.assert_allclose(three.score_samples(X) - one.score_samples(X),
+                                   -2 * distance, rtol=1e-8, atol=1e-9)
+    one = AutoencoderAnomalyDetector(code_distance="add", code_weight=1.0,
+                                     residual_covariance="spherical", **CODE).fit(X)
+    three = AutoencoderAnomalyDetector(code_distance="add", code_weight=3.0,
+                                       residual_covariance="spherical", **CODE).fit(X)
     relative = one.feature_errors(X).mean(1) / one.error_scale_
     distance = np.square((one._encode(X) - one.code_mean_) @ one.code_whitening_).sum(1)
     np.testing.assert_allclose(one.score_samples(X), -(X.shape[1] * relative + distance),
@@ -545,3 +586,91 @@ def test_code_weight_weighs_the_code_distance_in_add_only(blobs):
 def test_code_weight_must_be_a_positive_float(value, blobs):
     with pytest.raises(InvalidParameterError, match="'code_weight' parameter"):
         AutoencoderAnomalyDetector(code_weight=value).fit(blobs[0])
+
+
+# ----------------------------------------------------- residual covariance
+def test_residual_covariance_auto_is_full_where_it_may_be_used(blobs, monkeypatch):
+    X, _ = blobs
+    params = dict(CODE, max_iter=2)
+    det = AutoencoderAnomalyDetector(**params).fit(X)
+    assert det._residual_covariance == "full"
+    assert det.residual_whitening_.shape == (8, 8) and det.residual_mean_.shape == (8,)
+    # spherical without the code distance, with relative errors, or on wider data
+    for extra in (dict(code_distance=None), dict(relative_errors=True)):
+        other = AutoencoderAnomalyDetector(**params, **extra).fit(X)
+        assert other._residual_covariance == "spherical" and other.residual_whitening_ is None
+    monkeypatch.setattr(skae.anomaly, "AUTO_FULL_RESIDUAL_MAX_FEATURES", 8)
+    assert AutoencoderAnomalyDetector(**params).fit(X)._residual_covariance == "full"
+    monkeypatch.setattr(skae.anomaly, "AUTO_FULL_RESIDUAL_MAX_FEATURES", 7)
+    wide = AutoencoderAnomalyDetector(**params).fit(X)
+    assert wide._residual_covariance == "spherical" and wide.residual_whitening_ is None
+    spherical = AutoencoderAnomalyDetector(residual_covariance="spherical", **params).fit(X)
+    np.testing.assert_array_equal(wide.score_samples(X), spherical.score_samples(X))
+
+
+def test_residual_covariance_auto_is_spherical_for_cross_entropy():
+    X = np.random.RandomState(0).uniform(size=(200, 6))
+    det = AutoencoderAnomalyDetector(loss="bce", output_activation="sigmoid", max_iter=2,
+                                     standardize=False, random_state=0).fit(X)
+    assert det._residual_covariance == "spherical" and det.residual_whitening_ is None
+
+
+def test_full_residual_covariance_flags_residuals_normal_data_does_not_show():
+    # a plane in 6-D, plus noise that moves features 4 and 5 together: the code
+    # keeps the plane, so the residuals of normal data lie along (e4 + e5)
+    rng = np.random.RandomState(0)
+    basis = np.array([[1.0, 1, 0, 0, 0, 0], [0, 0, 1, -1, 0, 0]])
+    X = 3 * rng.normal(size=(1000, 2)) @ basis + 0.05 * rng.normal(size=(1000, 6))
+    X[:, [4, 5]] += 0.5 * rng.normal(size=(1000, 1))
+    on_plane = rng.normal(size=(2, 2)) @ basis
+    along, across = on_plane.copy(), on_plane.copy()
+    along[:, [4, 5]] += [1.0, 1.0]  # as the normal residuals go
+    across[:, [4, 5]] += [1.0, -1.0]  # as no normal residual goes
+    params = dict(n_components=2, hidden_layer_sizes=(), activation="identity",
+                  trim_fraction=0.0, max_iter=200, random_state=0)
+    ratios = {}
+    for residual in ("spherical", "full"):
+        det = AutoencoderAnomalyDetector(residual_covariance=residual, **params).fit(X)
+        # the smaller squared error...
+        assert (det.feature_errors(across).sum(1) < det.feature_errors(along).sum(1)).all()
+        ratios[residual] = (det.score_samples(across) / det.score_samples(along)).min()
+    # ...is the far more anomalous residual once its direction counts
+    np.testing.assert_array_equal(det.predict(np.vstack([along, across])), [1, 1, -1, -1])
+    assert ratios["full"] > 20 and ratios["full"] > 5 * ratios["spherical"]
+
+
+@pytest.mark.parametrize("params, needs", [
+    (dict(code_distance=None), "a code distance"),
+    (dict(architecture="conv", image_shape=(1, 4, 4)), "a code distance"),
+    (dict(relative_errors=True), "relative_errors=False"),
+    (dict(loss="bce", output_activation="sigmoid", standardize=False), "loss='mse'"),
+])
+def test_full_residual_covariance_states_what_it_needs(params, needs):
+    X = np.random.RandomState(0).uniform(size=(50, 16))
+    det = AutoencoderAnomalyDetector(residual_covariance="full", max_iter=1, **params)
+    with pytest.raises(ValueError, match=f"residual_covariance='full' needs {re.escape(needs)}"):
+        det.fit(X)
+    assert not hasattr(det, "module_")
+
+
+@pytest.mark.parametrize("value", ["diag", None, 1])
+def test_residual_covariance_must_be_an_option(value, blobs):
+    with pytest.raises(InvalidParameterError, match="'residual_covariance' parameter"):
+        AutoencoderAnomalyDetector(residual_covariance=value).fit(blobs[0])
+
+
+def test_full_residual_statistics_count_sample_weights_as_frequencies(blobs):
+    X, _ = blobs
+    counts = np.random.RandomState(1).randint(0, 4, size=len(X))
+    det = AutoencoderAnomalyDetector(n_components=2, trim_fraction=0.0, max_iter=5,
+                                     random_state=0).fit(X, sample_weight=counts)
+    repeated = np.repeat(_residuals(det, X), counts, axis=0)
+    covariance, shrinkage = ledoit_wolf(repeated)
+    d = X.shape[1]
+    covariance += max(1e-6 * np.trace(covariance) / d, 1e-12) * np.eye(d)
+    np.testing.assert_allclose(det.residual_mean_, repeated.mean(0), rtol=1e-7, atol=1e-12)
+    assert det.residual_shrinkage_ == pytest.approx(shrinkage, rel=1e-7)
+    whitening = det.residual_whitening_
+    assert np.allclose(np.tril(whitening, -1), 0)  # upper triangular
+    np.testing.assert_allclose(whitening @ whitening.T, np.linalg.inv(covariance), rtol=1e-6,
+                               atol=1e-9 * np.abs(np.linalg.inv(covariance)).max())

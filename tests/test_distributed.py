@@ -129,7 +129,8 @@ for name, (cls, params, n_rows, n_features, sparse) in CONFIGS.items():
               for i, member in enumerate(getattr(est, "estimators_", [est]))
               for k, v in member.module_.state_dict().items()}}
     for attr in ("loss_curve_", "validation_scores_", "n_iter_", "offset_", "latent_kl_",
-                 "feature_error_scale_", "error_scale_", "code_mean_", "code_whitening_"):
+                 "feature_error_scale_", "error_scale_", "code_mean_", "code_whitening_",
+                 "residual_mean_", "residual_whitening_", "residual_shrinkage_"):
         if getattr(est, attr, None) is not None:
             fitted[attr] = np.asarray(getattr(est, attr), dtype=np.float64)
     for i, member in enumerate(getattr(est, "estimators_", [])):
@@ -306,7 +307,9 @@ def test_code_distance_statistics_are_those_of_every_ranks_rows(launch):
     model = skae.load(out / "detector_code.safetensors")
     X = np.concatenate([first["X"], second["X"]])
     model._set_scores(X, model._spec)  # here, in one process, from the same network
-    for attr in ("error_scale_", "code_mean_", "code_whitening_", "offset_"):
+    assert model._residual_covariance == "full"
+    for attr in ("error_scale_", "code_mean_", "code_whitening_", "residual_mean_",
+                 "residual_whitening_", "residual_shrinkage_", "offset_"):
         np.testing.assert_allclose(first[attr], getattr(model, attr), rtol=1e-6, atol=1e-9,
                                    err_msg=attr)
     np.testing.assert_allclose(model.score_samples(first["X"]), first["output"], rtol=1e-6)

@@ -157,7 +157,8 @@ def test_saved_cuda_model_loads_on_the_cpu(X, tmp_path):
 def test_code_distance_statistics_on_cuda(X, tmp_path):
     import skae
 
-    kwargs = dict(max_iter=5, shuffle=False, code_distance="add", random_state=0)
+    kwargs = dict(max_iter=5, shuffle=False, code_distance="add",
+                  residual_covariance="spherical", random_state=0)
     gpu = AutoencoderAnomalyDetector(3, device="cuda", **kwargs).fit(X)
     cpu = AutoencoderAnomalyDetector(3, device="cpu", **kwargs).fit(X)
     assert gpu._code_distance == "add"
@@ -176,6 +177,23 @@ def test_code_distance_statistics_on_cuda(X, tmp_path):
     loaded = skae.load(tmp_path / "det.safetensors", device="cpu")
     np.testing.assert_allclose(loaded.score_samples(X), scores, rtol=1e-4)
     np.testing.assert_array_equal(loaded.predict(X), gpu.predict(X))
+
+
+def test_full_residual_covariance_on_cuda(X, tmp_path):
+    import skae
+
+    kwargs = dict(max_iter=5, shuffle=False, residual_covariance="full", random_state=0)
+    gpu = AutoencoderAnomalyDetector(3, device="cuda", **kwargs).fit(X)
+    cpu = AutoencoderAnomalyDetector(3, device="cpu", **kwargs).fit(X)
+    assert type(gpu.residual_whitening_) is np.ndarray
+    assert gpu.residual_whitening_.shape == (X.shape[1], X.shape[1])
+    assert gpu.residual_shrinkage_ == pytest.approx(cpu.residual_shrinkage_, rel=0.1, abs=1e-3)
+    scores = gpu.score_samples(X)
+    assert np.corrcoef(scores, cpu.score_samples(X))[0, 1] > 0.999
+    # the same model scored on the CPU: the residuals' distances agree
+    skae.save(gpu, tmp_path / "det.safetensors")
+    loaded = skae.load(tmp_path / "det.safetensors", device="cpu")
+    np.testing.assert_allclose(loaded.score_samples(X), scores, rtol=1e-4)
 
 
 def test_onnx_export_of_a_cuda_detector_matches_it(X):

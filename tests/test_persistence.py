@@ -529,7 +529,18 @@ def test_an_ensemble_file_must_hold_its_members(tmp_path):
         skae.load(path)
 
 
+_RESIDUAL_ENTRIES = ("_residual_covariance", "residual_mean_", "residual_whitening_",
+                     "residual_shrinkage_")
+
+
+def _drop_residual_covariance(header):
+    header["params"].pop("residual_covariance")
+    for name in _RESIDUAL_ENTRIES:
+        header["attributes"].pop(name)
+
+
 def _drop_new_entries(header):
+    _drop_residual_covariance(header)
     header["spec"].pop("std_offset")
     for name in ("std_offset", "code_weight"):
         header["params"].pop(name)
@@ -537,11 +548,13 @@ def _drop_new_entries(header):
 
 
 def test_a_file_written_before_std_offset_and_code_weight_loads_as_then(tmp_path):
-    # files of this format written before the detector had std_offset and
-    # code_weight describe a network standardized by the standard deviations
-    # alone, and scores that weigh the code distance by 1
+    # files of this format written before the detector had std_offset,
+    # code_weight and residual_covariance describe a network standardized by
+    # the standard deviations alone, and scores that weigh the code distance
+    # by 1 and every feature's residual alike
     X = np.random.RandomState(0).normal(size=(200, 5)) * [1, 2, 3, 0.1, 5]
     det = skae.AutoencoderAnomalyDetector(std_offset=0.0, code_weight=1.0, max_iter=2,
+                                          residual_covariance="spherical",
                                           random_state=0).fit(X)
     path = tmp_path / "old.safetensors"
     skae.save(det, path)
@@ -550,4 +563,25 @@ def test_a_file_written_before_std_offset_and_code_weight_loads_as_then(tmp_path
     np.testing.assert_array_equal(loaded.score_samples(X), det.score_samples(X))
     # a refit builds the same model
     assert loaded.get_params()["std_offset"] == 0.0 and loaded.get_params()["code_weight"] == 1.0
+    assert loaded.get_params()["residual_covariance"] == "spherical"
+    assert loaded._residual_covariance == "spherical" and loaded.residual_whitening_ is None
     assert loaded._spec.std_offset == 0.0 and loaded._code_weight == 1.0
+
+
+def test_a_file_written_before_residual_covariance_loads_as_then(tmp_path):
+    X = np.random.RandomState(0).normal(size=(200, 5)) * [1, 2, 3, 0.1, 5]
+    det = skae.AutoencoderAnomalyDetector(residual_covariance="spherical", max_iter=2,
+                                          random_state=0).fit(X)
+    full = skae.AutoencoderAnomalyDetector(max_iter=2, random_state=0).fit(X)
+    assert full.residual_whitening_ is not None  # the default now
+    path = tmp_path / "old.safetensors"
+    skae.save(det, path)
+    resave(path, _drop_residual_covariance)
+    loaded = skae.load(path)
+    assert loaded.get_params()["residual_covariance"] == "spherical"
+    assert all(getattr(loaded, name) == value for name, value in zip(
+        _RESIDUAL_ENTRIES, ["spherical", None, None, None]))
+    np.testing.assert_array_equal(loaded.score_samples(X), det.score_samples(X))
+    # the file of a full covariance keeps it
+    skae.save(full, path)
+    np.testing.assert_array_equal(skae.load(path).score_samples(X), full.score_samples(X))
