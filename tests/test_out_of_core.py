@@ -196,7 +196,8 @@ def test_score_statistics_from_blocks_equal_those_in_memory(data, tmp_path, monk
         for X in sources:
             blocks = _fit_quietly(skae.AutoencoderAnomalyDetector(**params), X)
             for attr in ("feature_error_scale_", "error_scale_", "code_mean_",
-                         "code_whitening_"):
+                         "code_whitening_", "residual_mean_", "residual_whitening_",
+                         "residual_shrinkage_"):
                 if getattr(memory, attr) is None:
                     assert getattr(blocks, attr) is None
                 else:
