@@ -163,7 +163,7 @@ def transform(net, X, parts, n_out, width, owner):
 
 
 def reconstruction_errors(net, X, loss, width, per_feature, scale=None, codes=None,
-                          residual=None):
+                          residual=None, residuals=None):
     """Reconstruction error of every sample (or element) of ``X``, in chunks.
 
     Errors are measured in the units the network trains in (standard
@@ -192,6 +192,9 @@ def reconstruction_errors(net, X, loss, width, per_feature, scale=None, codes=No
         squared Mahalanobis distance ``||(r - mean) @ whitening||^2`` of its
         residual ``r`` (reconstruction minus standardized input; squared
         error loss only). An overflow is +inf.
+    residuals : ndarray of shape (n_samples, n_features) or None, default=None
+        When given (float64), also receives every sample's residual, from
+        the same pass (squared error loss only).
 
     Returns
     -------
@@ -222,6 +225,8 @@ def reconstruction_errors(net, X, loss, width, per_feature, scale=None, codes=No
                 z = encode(xs)
                 codes[a:b] = z.cpu().numpy()
                 reconstruction = expand(z)
+            if residuals is not None:
+                residuals[a:b] = _residual_rows(reconstruction, xs)
             if residual is not None:
                 out[a:b] = _mahalanobis(_residual_rows(reconstruction, xs), *residual)
                 continue
@@ -255,12 +260,17 @@ def _mahalanobis(rows, mean, whitening):
     return np.nan_to_num(distances, nan=np.inf, posinf=np.inf)
 
 
-def residual_moments(net, X, width, weights):
+def residual_distances(residuals, mean, whitening):
+    """Squared Mahalanobis distances of residuals at hand (see ``reconstruction_errors``)."""
+    return _mahalanobis(residuals, mean, whitening)
+
+
+def residual_moments(net, X, width, weights, residuals=None):
     """Weighted moments of the residuals that fit their Gaussian (see ``residual_gaussian``).
 
     In float64, in chunks. The residual of a sample is its reconstruction
     minus its standardized input (squared error loss). Rows of weight 0 do
-    not count; a non-finite residual must have weight 0.
+    not count (and are not computed).
 
     Parameters
     ----------
@@ -271,6 +281,9 @@ def residual_moments(net, X, width, weights):
         Widest layer, to size the chunks.
     weights : ndarray of shape (n_samples,)
         Sample weights, 0 for the samples left out.
+    residuals : ndarray of shape (n_samples, n_features) or None, default=None
+        X's residuals when at hand: the network is not run again (the sums
+        are the same, chunk by chunk).
 
     Returns
     -------
@@ -290,8 +303,11 @@ def residual_moments(net, X, width, weights):
             counted = w > 0  # only the kept rows: the trimmed ones are a share of each chunk
             if not counted.any():
                 continue
-            xs = standardize(as_tensor(dense_rows(X, a, b), device, dtype))
-            r = _residual_rows(core(xs), xs)[counted]
+            if residuals is None:
+                xs = standardize(as_tensor(dense_rows(X, a, b), device, dtype))
+                r = _residual_rows(core(xs), xs)[counted]
+            else:
+                r = residuals[a:b][counted]
             w = w[counted]
             sq = np.square(r).sum(1)
             scalars += [w.sum(), w @ sq, w @ np.square(sq)]

@@ -7,7 +7,7 @@ from sklearn.base import OutlierMixin
 
 from . import _distributed, _inference
 from ._base import _BaseAutoencoder, _ReconstructMixin
-from ._blocks import is_dask_array
+from ._blocks import BlockReader, is_dask_array
 from ._compat import Interval, StrOptions, _fit_context
 from ._output import _FeatureOutputMixin
 from ._weights import weighted_quantile
@@ -15,6 +15,11 @@ from ._weights import weighted_quantile
 #: Widest data for which ``residual_covariance="auto"`` is ``"full"``: its
 #: whitening matrix holds ``n_features ** 2`` floats (32 MiB at 2048).
 AUTO_FULL_RESIDUAL_MAX_FEATURES = 2048
+
+#: Largest float64 copy of the training residuals the full residual
+#: covariance keeps between its passes (in-memory data only); beyond it, or
+#: for out-of-core data, the network runs again for each pass.
+RESIDUAL_CACHE_BYTES = 256 * 2**20
 
 
 class _OutlierScoresMixin:
@@ -196,7 +201,9 @@ class AutoencoderAnomalyDetector(
         code statistics keep. ``"full"`` needs the code distance,
         ``loss="mse"`` and ``relative_errors=False`` (it already scales each
         feature's residual); it holds an ``n_features`` by ``n_features``
-        matrix and costs two more passes over the training data.
+        matrix, and ``fit`` a float64 copy of the training residuals (up to
+        256 MiB; beyond, and for out-of-core data, the network runs twice
+        more over the training data instead).
         ``"auto"``: ``"full"`` where it may be used and the data has at most
         2048 features (the choice of the out-of-sample selection on
         ADBench's tabular data, see the anomaly detection guide), else
@@ -844,15 +851,23 @@ class AutoencoderAnomalyDetector(
         if self._code_distance is None:
             scores = self._score_samples(X)
         else:
-            errors, codes = self._errors_and_codes(X)
-            self._set_code_statistics(errors, codes, spec, weights, collective, X)
-            if self.residual_whitening_ is not None:  # the residuals' distances, a pass more
-                errors, codes = self._errors_and_codes(X)
+            residuals = None  # in-memory data: kept from the first pass for the others
+            if (self._residual_covariance == "full" and not isinstance(X, BlockReader)
+                    and X.shape[0] * X.shape[1] * 8 <= RESIDUAL_CACHE_BYTES):
+                residuals = np.empty(X.shape, dtype=np.float64)
+            errors, codes = self._errors_and_codes(X, residuals)
+            self._set_code_statistics(errors, codes, spec, weights, collective, X, residuals)
+            if self.residual_whitening_ is not None:  # the residuals' distances
+                if residuals is None:  # a pass more
+                    errors, codes = self._errors_and_codes(X)
+                else:
+                    errors = _inference.residual_distances(
+                        residuals, self.residual_mean_, self.residual_whitening_)
             scores = self._combine(errors, codes, X.dtype)
         self.offset_ = outlier_threshold(scores, weights, spec.contamination, spec.variational,
                                          X.dtype, collective)
 
-    def _set_code_statistics(self, errors, codes, spec, weights, collective, X):
+    def _set_code_statistics(self, errors, codes, spec, weights, collective, X, residuals):
         """Set ``error_scale_``, ``code_*`` and ``residual_*`` (see the class doc)."""
         errors = errors.astype(np.float64)
         w = np.ones(len(errors)) if weights is None else np.asarray(weights, np.float64)
@@ -886,17 +901,19 @@ class AutoencoderAnomalyDetector(
         self.code_mean_ = mean
         self.code_whitening_ = (eigenvectors / np.sqrt(eigenvalues)) @ eigenvectors.T
         if self._residual_covariance == "full":
-            sums = _inference.residual_moments(self.module_, X, spec.max_width, w)
+            sums = _inference.residual_moments(self.module_, X, spec.max_width, w, residuals)
             if collective is not None:
                 sums = collective.all_reduce(sums)
             self.residual_mean_, self.residual_whitening_, self.residual_shrinkage_ = (
                 _inference.residual_gaussian(sums, spec.n_features))
 
-    def _errors_and_codes(self, X):
+    def _errors_and_codes(self, X, residuals=None):
         """Residual terms and codes of X, from one pass of the network.
 
         The mean reconstruction errors; with the full residual covariance
         fitted, the residuals' squared Mahalanobis distances instead.
+        ``residuals`` (float64, X's shape), when given, receives the
+        residuals too.
         """
         codes = np.empty((X.shape[0], self._spec.n_components))
         residual = getattr(self, "residual_whitening_", None)
@@ -905,6 +922,7 @@ class AutoencoderAnomalyDetector(
         return _inference.reconstruction_errors(
             self.module_, X, self._spec.loss, self._spec.max_width, per_feature=False,
             scale=getattr(self, "feature_error_scale_", None), codes=codes, residual=residual,
+            residuals=residuals,
         ), codes
 
     def _combine(self, errors, codes, dtype):

@@ -674,3 +674,39 @@ def test_full_residual_statistics_count_sample_weights_as_frequencies(blobs):
     assert np.allclose(np.tril(whitening, -1), 0)  # upper triangular
     np.testing.assert_allclose(whitening @ whitening.T, np.linalg.inv(covariance), rtol=1e-6,
                                atol=1e-9 * np.abs(np.linalg.inv(covariance)).max())
+
+
+def test_full_residual_covariance_keeps_in_memory_residuals_within_its_budget(blobs,
+                                                                              monkeypatch,
+                                                                              tmp_path):
+    X, _ = blobs
+    calls = []
+    errors, moments = skae._inference.reconstruction_errors, skae._inference.residual_moments
+
+    def counting_errors(*args, **kwargs):
+        calls.append("errors")
+        return errors(*args, **kwargs)
+
+    def counting_moments(*args, **kwargs):
+        kept = len(args) > 4 and args[4] is not None
+        calls.append("moments (kept)" if kept else "moments (network)")
+        return moments(*args, **kwargs)
+
+    monkeypatch.setattr(skae._inference, "reconstruction_errors", counting_errors)
+    monkeypatch.setattr(skae._inference, "residual_moments", counting_moments)
+    cached = AutoencoderAnomalyDetector(**CODE).fit(X)
+    # one pass of the network for errors, codes and residuals; moments and
+    # distances from the residuals kept in memory
+    assert calls == ["errors", "moments (kept)"]
+    calls.clear()
+    monkeypatch.setattr(skae.anomaly, "RESIDUAL_CACHE_BYTES", X.size * 8 - 1)  # too small
+    again = AutoencoderAnomalyDetector(**CODE).fit(X)
+    assert calls == ["errors", "moments (network)", "errors"]
+    np.testing.assert_allclose(again.score_samples(X), cached.score_samples(X), rtol=1e-12)
+    assert again.offset_ == pytest.approx(cached.offset_, rel=1e-12)
+    calls.clear()
+    monkeypatch.setattr(skae.anomaly, "RESIDUAL_CACHE_BYTES", 2**40)
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    AutoencoderAnomalyDetector(**CODE).fit(np.load(path, mmap_mode="r"))
+    assert calls == ["errors", "moments (network)", "errors"]  # out of core: never kept
