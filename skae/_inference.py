@@ -228,7 +228,7 @@ def reconstruction_errors(net, X, loss, width, per_feature, scale=None, codes=No
             if residuals is not None:
                 residuals[a:b] = _residual_rows(reconstruction, xs)
             if residual is not None:
-                out[a:b] = _mahalanobis(_residual_rows(reconstruction, xs), *residual)
+                out[a:b] = residual_distances(_residual_rows(reconstruction, xs), *residual)
                 continue
             # in X's dtype: an error beyond it is inf, which the rule below keeps
             errors = elementwise_error(reconstruction, xs, loss)
@@ -246,10 +246,11 @@ def _residual_rows(reconstruction, xs):
     return (reconstruction - xs).cpu().numpy().astype(np.float64)
 
 
-def _mahalanobis(rows, mean, whitening):
+def residual_distances(rows, mean, whitening):
     """``||(rows - mean) @ whitening||^2`` per row (``whitening`` upper triangular).
 
-    An overflow (or NaN) is +inf.
+    The squared Mahalanobis distances of residuals (see ``residual_gaussian``),
+    in float64; an overflow (or NaN) is +inf.
     """
     with np.errstate(over="ignore", invalid="ignore"):
         centered = np.asfortranarray(rows - mean)
@@ -258,11 +259,6 @@ def _mahalanobis(rows, mean, whitening):
                                         overwrite_b=True)
         distances = np.square(white).sum(1)
     return np.nan_to_num(distances, nan=np.inf, posinf=np.inf)
-
-
-def residual_distances(residuals, mean, whitening):
-    """Squared Mahalanobis distances of residuals at hand (see ``reconstruction_errors``)."""
-    return _mahalanobis(residuals, mean, whitening)
 
 
 def residual_moments(net, X, width, weights, residuals=None):
@@ -292,9 +288,10 @@ def residual_moments(net, X, width, weights, residuals=None):
         flattened, so that ranks can add them in one reduction.
     """
     d = X.shape[1]
-    device, dtype = device_of(net), _dtype(X)
-    standardize = Forward(net.inference_steps(("standardize",)), dtype)
-    core = Forward(net.inference_steps(("core",)), dtype)
+    if residuals is None:
+        device, dtype = device_of(net), _dtype(X)
+        standardize = Forward(net.inference_steps(("standardize",)), dtype)
+        core = Forward(net.inference_steps(("core",)), dtype)
     scalars, first = np.zeros(3), np.zeros((2, d))
     second = np.zeros((d, d), order="F")  # its upper triangle, filled in below
     with torch.inference_mode():

@@ -828,9 +828,9 @@ class AutoencoderAnomalyDetector(
     def _set_scores(self, X, spec, weights=None):
         """Set what scoring learns from the (validated) training data.
 
-        The statistics of ``code_distance``, then the threshold ``offset_``
-        from the training scores; in a distributed fit, every rank's rows
-        count.
+        The statistics of ``code_distance`` (and of the residuals, with the
+        full residual covariance), then the threshold ``offset_`` from the
+        training scores; in a distributed fit, every rank's rows count.
         """
         collective = _distributed.current(spec.device, spec.owner)
         self.feature_error_scale_ = None
