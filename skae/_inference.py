@@ -225,11 +225,13 @@ def reconstruction_errors(net, X, loss, width, per_feature, scale=None, codes=No
                 z = encode(xs)
                 codes[a:b] = z.cpu().numpy()
                 reconstruction = expand(z)
-            if residuals is not None:
-                residuals[a:b] = _residual_rows(reconstruction, xs)
-            if residual is not None:
-                out[a:b] = residual_distances(_residual_rows(reconstruction, xs), *residual)
-                continue
+            if residuals is not None or residual is not None:
+                rows = _residual_rows(reconstruction, xs)
+                if residuals is not None:
+                    residuals[a:b] = rows
+                if residual is not None:
+                    out[a:b] = residual_distances(rows, *residual)
+                    continue
             # in X's dtype: an error beyond it is inf, which the rule below keeps
             errors = elementwise_error(reconstruction, xs, loss)
             if scale is not None:
@@ -243,7 +245,7 @@ def reconstruction_errors(net, X, loss, width, per_feature, scale=None, codes=No
 
 def _residual_rows(reconstruction, xs):
     """Reconstruction minus standardized input, in float64 on the host."""
-    return (reconstruction - xs).cpu().numpy().astype(np.float64)
+    return (reconstruction - xs).cpu().numpy().astype(np.float64, copy=False)
 
 
 def residual_distances(rows, mean, whitening):

@@ -22,6 +22,13 @@ AUTO_FULL_RESIDUAL_MAX_FEATURES = 2048
 RESIDUAL_CACHE_BYTES = 256 * 2**20
 
 
+def _resolved_code_distance(code_distance, kind):
+    """``code_distance`` with ``"auto"`` resolved for a network of ``kind``."""
+    if code_distance == "auto":
+        return "add" if kind == "mlp" else None
+    return code_distance
+
+
 class _OutlierScoresMixin:
     """``decision_function`` and ``predict`` from ``score_samples`` and ``offset_``.
 
@@ -812,8 +819,8 @@ class AutoencoderAnomalyDetector(
                 "accounts for the code's (prior) likelihood."
             )
         if self.residual_covariance == "full":
-            no_code = self.code_distance is None or (
-                self.code_distance == "auto" and (self.variational or self.architecture == "conv"))
+            kind = "variational" if self.variational else self.architecture
+            no_code = _resolved_code_distance(self.code_distance, kind) is None
             needs = [("a code distance (code_distance='add' or 'multiply'; 'auto' is None for "
                       "the variational kind and architecture='conv')", no_code),
                      ("loss='mse' (a residual is a difference)", self.loss != "mse"),
@@ -836,10 +843,8 @@ class AutoencoderAnomalyDetector(
         self.feature_error_scale_ = None
         if self.relative_errors:
             self.feature_error_scale_ = self._feature_error_scale(X, spec, weights, collective)
-        self._code_distance = self.code_distance
+        self._code_distance = _resolved_code_distance(self.code_distance, spec.kind)
         self._code_weight = float(self.code_weight)
-        if self._code_distance == "auto":
-            self._code_distance = "add" if spec.kind == "mlp" else None
         self.error_scale_ = self.code_mean_ = self.code_whitening_ = None
         self.residual_mean_ = self.residual_whitening_ = self.residual_shrinkage_ = None
         self._residual_covariance = self.residual_covariance
@@ -919,11 +924,7 @@ class AutoencoderAnomalyDetector(
         residual = getattr(self, "residual_whitening_", None)
         if residual is not None:
             residual = (self.residual_mean_, residual)
-        return _inference.reconstruction_errors(
-            self.module_, X, self._spec.loss, self._spec.max_width, per_feature=False,
-            scale=getattr(self, "feature_error_scale_", None), codes=codes, residual=residual,
-            residuals=residuals,
-        ), codes
+        return self._errors(X, False, codes=codes, residual=residual, residuals=residuals), codes
 
     def _combine(self, errors, codes, dtype):
         """``score_samples`` from ``_errors_and_codes``, with ``code_distance``.
@@ -958,10 +959,11 @@ class AutoencoderAnomalyDetector(
         means = sums / total
         return np.maximum(means, max(1e-6 * means.mean(), 1e-12))
 
-    def _errors(self, X, per_feature, codes=None):
+    def _errors(self, X, per_feature, **outputs):
+        """``_inference.reconstruction_errors`` of X (``outputs``: its ``codes``, ``residual*``)."""
         return _inference.reconstruction_errors(
             self.module_, X, self._spec.loss, self._spec.max_width, per_feature,
-            scale=getattr(self, "feature_error_scale_", None), codes=codes,
+            scale=getattr(self, "feature_error_scale_", None), **outputs,
         )
 
     def _score_samples(self, X):
