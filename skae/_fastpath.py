@@ -6,7 +6,9 @@ computed here into buffers allocated once per fit:
 
 * forward: ``a_l = f_l(a_{l-1} W_l^T + b_l)``, activations in place;
 * output error: ``delta_L = (2 / (m d)) (y - t) * f_L'(y)``, restricted to the
-  kept samples for a trimmed loss;
+  kept samples for a trimmed loss; with sample weights (frequencies) ``w_i``,
+  row ``i``'s ``1 / m`` is ``w_i / sum(w)`` (the kept ones' sum when
+  trimming);
 * backward: ``grad W_l = delta_l^T a_{l-1}``, ``grad b_l = sum_rows delta_l``,
   ``delta_{l-1} = (delta_l W_l) * f_{l-1}'(a_{l-1})``, each derivative taken
   from the activation's output.
@@ -35,6 +37,8 @@ from ._objective import (
     SaltAndPepper,
     VariationalObjective,
     n_kept,
+    split_weights,
+    trimmed_weights,
 )
 
 #: Activations implemented here (in place, derivative from the output).
@@ -73,10 +77,10 @@ def covers(objective, net, precision):
     -------
     covered : bool
     """
-    if precision not in ("float32", "tf32") or objective.weighted:  # sample weights: autograd
+    if precision not in ("float32", "tf32"):
         return False
-    if type(net) is VariationalAutoencoder:
-        return _variational_covered(objective, net)
+    if type(net) is VariationalAutoencoder:  # with sample weights: autograd
+        return not objective.weighted and _variational_covered(objective, net)
     if type(net) not in NETWORKS:
         return False
     if objective.loss != "mse" or objective.terms or type(objective.corruption) not in CORRUPTIONS:
@@ -155,6 +159,7 @@ class DirectGradient:
     def __init__(self, objective, net, batch_size):
         self.layers = net.encoder_layers + net.decoder_layers
         self.trim, self.corruption = objective.trim, objective.corruption
+        self.weighted = objective.weighted
         w = self.layers[0].linear.weight
         opts = dict(device=w.device, dtype=w.dtype)
         self.outputs = [torch.empty(batch_size, l.linear.out_features, **opts) for l in self.layers]
@@ -162,6 +167,7 @@ class DirectGradient:
 
     def __call__(self, net, xb):
         """Loss on ``xb``; gradients left in each parameter's ``.grad``."""
+        xb, weights = split_weights(xb, self.weighted)
         m = xb.shape[0]
         with torch.no_grad():
             x_in = xb if self.corruption is None else self.corruption(xb)
@@ -170,14 +176,24 @@ class DirectGradient:
                 h = torch.addmm(layer.linear.bias, h, layer.linear.weight.t(), out=out[:m])
                 layer.activation.apply_in_training_(h)
             delta = torch.sub(h, xb, out=self.deltas[-1][:m])
-            loss = self._output_error_(delta)
+            loss = self._output_error_(delta, weights)
             self.layers[-1].activation.backprop_(delta, h)
             _backward(self.layers, self.outputs, self.deltas, delta, x_in)
         return loss, {"reconstruction": loss}
 
-    def _output_error_(self, diff):
-        """Turn ``diff = y - t`` into dLoss/dy in place; return the loss."""
+    def _output_error_(self, diff, weights=None):
+        """Turn ``diff = y - t`` into dLoss/dy in place; return the loss.
+
+        ``weights``: the batch's sample weights, or None when all are equal.
+        """
         m, d = diff.shape
+        if weights is not None:  # the objective's weighted (trimmed) mean of the row errors
+            errors = diff.square().mean(1)
+            if self.trim > 0:
+                weights = trimmed_weights(errors, self.trim, weights)
+            share = weights / weights.sum()
+            diff.mul_(share.unsqueeze(1)).mul_(2.0 / d)
+            return torch.dot(errors, share)
         if self.trim > 0:
             errors = diff.square().mean(1)
             keep = n_kept(m, self.trim)

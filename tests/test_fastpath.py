@@ -9,7 +9,7 @@ import torch
 import skae._fastpath
 import skae._objective
 from skae import AutoencoderAnomalyDetector, AutoencoderTransformer
-from skae._data import standardization, training_rows
+from skae._data import standardization, training_rows, with_weights
 from skae._fastpath import DirectGradient, covers, loss_function
 from skae._inference import Forward
 from skae._nets.activations import ACTIVATIONS
@@ -110,6 +110,33 @@ def test_direct_gradients_match_autograd(activation, output_activation, standard
             torch.testing.assert_close(g_dir, g_ref, rtol=1e-4, atol=1e-6)
 
 
+
+@pytest.mark.parametrize("standardize", [False, True])
+@pytest.mark.parametrize("trim", [0.0, 0.3])
+@pytest.mark.parametrize("corruption", [None, "gaussian"])
+def test_direct_gradients_match_autograd_with_sample_weights(standardize, trim, corruption):
+    """Rows carrying a weight column: the weighted (trimmed) mean's gradients."""
+    X = _data()
+    net, rows = _net(X, standardize, activation="tanh", trim_fraction=trim)
+    weights = torch.from_numpy(np.random.RandomState(1).exponential(1.0, (len(rows), 1)))
+    rows = with_weights(rows, weights.to(rows.dtype))
+    reference = Objective("mse", (), _corruption(corruption, rows), trim, weighted=True)
+    objective = Objective("mse", (), _corruption(corruption, rows), trim, weighted=True)
+    assert covers(objective, net, "float32")
+    direct = DirectGradient(objective, net, batch_size=32)
+    unweighted = DirectGradient(Objective("mse", (), _corruption(corruption, rows), trim), net,
+                                batch_size=32)
+    for xb in (rows[:32], rows[32:45], rows[45:77]):
+        loss_ref, grads_ref = _gradients(net, reference, xb)
+        loss_dir, grads_dir = _gradients(net, direct, xb)
+        assert loss_dir == pytest.approx(loss_ref, rel=1e-5)
+        for g_ref, g_dir in zip(grads_ref, grads_dir):
+            torch.testing.assert_close(g_dir, g_ref, rtol=1e-4, atol=1e-6)
+        # the weights matter: the unweighted mean of the same rows has other gradients
+        _, grads_plain = _gradients(net, unweighted, xb[:, :-1].contiguous())
+        assert not torch.allclose(grads_plain[0], grads_ref[0], rtol=1e-2, atol=1e-4)
+
+
 # ---------------------------------------------------------------- allow-list
 @pytest.mark.parametrize("position", ["activation", "latent_activation", "output_activation"])
 @pytest.mark.parametrize("name", FAST)
@@ -199,6 +226,8 @@ def _spy_covers(monkeypatch, result=None):
         (AutoencoderAnomalyDetector, dict(noise="salt_and_pepper", noise_level=0.1)),
         (AutoencoderTransformer, dict(early_stopping=True, validation_fraction=0.2)),
         (AutoencoderTransformer, dict(pretraining="greedy", pretraining_max_iter=2)),
+        (AutoencoderAnomalyDetector, dict(sample_weight="uneven")),
+        (AutoencoderAnomalyDetector, dict(sample_weight="repeated rows")),
     ],
 )
 def test_fit_matches_autograd_training(Estimator, params, digits, monkeypatch):
@@ -206,13 +235,19 @@ def test_fit_matches_autograd_training(Estimator, params, digits, monkeypatch):
     X = digits[0][:400].astype(np.float32)
     params = dict(hidden_layer_sizes=(32, 16), max_iter=5, batch_size=64, random_state=0,
                   **params)
+    fit_params = {}
+    weights = params.pop("sample_weight", None)
+    if weights == "uneven":
+        fit_params["sample_weight"] = np.random.RandomState(0).uniform(0.5, 2.0, len(X))
+    elif weights == "repeated rows":  # merged into weighted distinct rows
+        X = np.concatenate([X, X[:150]])
     with monkeypatch.context() as mp:
         answers = _spy_covers(mp)
-        direct = Estimator(4, **params).fit(X)
+        direct = Estimator(4, **params).fit(X, **fit_params)
     assert answers and all(answers)  # every stage and the fine-tuning took the fast path
     with monkeypatch.context() as mp:
         forced = _spy_covers(mp, result=False)
-        reference = Estimator(4, **params).fit(X)
+        reference = Estimator(4, **params).fit(X, **fit_params)
     assert len(forced) == len(answers)
     np.testing.assert_allclose(direct.loss_curve_, reference.loss_curve_, rtol=1e-3)
     np.testing.assert_allclose(direct.reconstruct(X), reference.reconstruct(X), rtol=1e-2,
