@@ -79,8 +79,8 @@ def covers(objective, net, precision):
     """
     if precision not in ("float32", "tf32"):
         return False
-    if type(net) is VariationalAutoencoder:  # with sample weights: autograd
-        return not objective.weighted and _variational_covered(objective, net)
+    if type(net) is VariationalAutoencoder:
+        return _variational_covered(objective, net)
     if type(net) not in NETWORKS:
         return False
     if objective.loss != "mse" or objective.terms or type(objective.corruption) not in CORRUPTIONS:
@@ -214,8 +214,10 @@ class VariationalGradient:
 
     Forward: the encoder's hidden layers, the posterior layer ``[mean, h]``,
     ``std = softplus(h + c) + 1e-4`` (``lv = 2 log std``), ``z = mean + std *
-    eps`` with ``eps`` drawn as the objective draws it, the decoder. With per-sample weights ``w_i`` (``1 / m``, or
-    ``1 / kept`` on the kept samples of a trimmed loss):
+    eps`` with ``eps`` drawn as the objective draws it, the decoder. With per-sample weights ``w_i`` (``1 / m``,
+    ``1 / kept`` on the kept samples of a trimmed loss, or with sample
+    weights ``s_i`` (frequencies) ``s_i / sum(s)``, over the kept samples
+    when trimming):
 
     * Bernoulli: ``nll_i = sum_j softplus(l_ij) - x_ij l_ij`` and
       ``dL/dl = w_i (sigmoid(l) - x)``;
@@ -257,7 +259,10 @@ class VariationalGradient:
 
     def __call__(self, net, xb):
         """Loss on ``xb``; gradients left in each parameter's ``.grad``."""
-        m, k, obj = xb.shape[0], net.n_components, self.objective
+        obj = self.objective
+        xb, sample_weights = split_weights(xb, obj.weighted)
+        m, k = xb.shape[0], net.n_components
+        column = sample_weights is not None or obj.trim > 0  # per-sample weights, or 1 / m
         with torch.no_grad():
             x_in = xb if obj.corruption is None else obj.corruption(xb)
             eps = torch.randn((m, k), generator=obj.generator, device=xb.device, dtype=xb.dtype)
@@ -292,7 +297,13 @@ class VariationalGradient:
                 inv = torch.exp(-s)
                 sq = delta.square().sum(1)
                 nll = 0.5 * (sq * inv + xb.shape[1] * (s + LOG_2PI))
-            if obj.trim > 0:  # per-sample weights: 1 / kept on the kept samples
+            if sample_weights is not None:  # w_i / sum(w), over the kept samples when trimming
+                w = sample_weights
+                if obj.trim > 0:
+                    w = trimmed_weights(nll + beta * kl, obj.trim, w)
+                weights = (w / w.sum()).unsqueeze(1)
+                rec, kl_part = weights[:, 0] @ nll, beta * (weights[:, 0] @ kl)
+            elif obj.trim > 0:  # per-sample weights: 1 / kept on the kept samples
                 keep = n_kept(m, obj.trim)
                 kept = (nll + beta * kl).topk(keep, largest=False, sorted=False).indices
                 weights = torch.zeros(m, 1, device=xb.device, dtype=xb.dtype)
@@ -305,7 +316,7 @@ class VariationalGradient:
                 delta.mul_(weights)
             else:
                 # dL/ds = sum_i w_i (d - ||y_i - x_i||^2 e^-s) / 2
-                sq_mean = weights[:, 0] @ sq if obj.trim > 0 else sq.mean()
+                sq_mean = weights[:, 0] @ sq if column else sq.mean()
                 torch.mul(xb.shape[1] - sq_mean * inv, 0.5, out=_grad(s))
                 delta.mul_(weights * inv)
                 net.decoder_layers[-1].activation.backprop_(delta, g)
@@ -313,7 +324,7 @@ class VariationalGradient:
             d_z = delta @ net.decoder_layers[0].linear.weight
             d_stats = self.d_stats[:m]
             bw = beta * weights
-            if obj.trim > 0:
+            if column:
                 torch.addcmul(d_z, mean, bw, out=d_stats[:, :k])
             else:
                 torch.add(d_z, mean, alpha=bw, out=d_stats[:, :k])

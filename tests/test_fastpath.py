@@ -228,6 +228,7 @@ def _spy_covers(monkeypatch, result=None):
         (AutoencoderTransformer, dict(pretraining="greedy", pretraining_max_iter=2)),
         (AutoencoderAnomalyDetector, dict(sample_weight="uneven")),
         (AutoencoderAnomalyDetector, dict(sample_weight="repeated rows")),
+        (AutoencoderAnomalyDetector, dict(variational=True, sample_weight="uneven")),
     ],
 )
 def test_fit_matches_autograd_training(Estimator, params, digits, monkeypatch):

@@ -13,6 +13,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import StandardScaler
 
 from skae import AutoencoderAnomalyDetector, AutoencoderTransformer, PosteriorCollapseWarning
+from skae._data import with_weights
 from skae._fastpath import VariationalGradient, covers, loss_function
 from skae._inference import log_likelihood
 from skae._nets import build_network
@@ -328,7 +329,9 @@ def test_trimmed_elbo_leaves_out_the_worst_samples():
 @pytest.mark.parametrize("hidden", [(), (6, 5)])
 @pytest.mark.parametrize("trim,noise", [(0.0, None), (0.3, "masking"), (0.2, "gaussian")])
 @pytest.mark.parametrize("output_activation", ["sigmoid", "identity"])
-def test_variational_gradients_match_autograd(likelihood, hidden, trim, noise, output_activation):
+@pytest.mark.parametrize("weighted", [False, True])
+def test_variational_gradients_match_autograd(likelihood, hidden, trim, noise, output_activation,
+                                              weighted):
     if likelihood == "bce" and output_activation != "sigmoid":
         pytest.skip("bce needs a sigmoid output")
     rng = np.random.RandomState(0)
@@ -344,9 +347,13 @@ def test_variational_gradients_match_autograd(likelihood, hidden, trim, noise, o
         if net.log_noise_variance is not None:
             net.log_noise_variance.fill_(-0.7)
     twin, rows = copy.deepcopy(net), torch.from_numpy(X)
-    fast = loss_function(build_objective(spec, rows, torch.Generator().manual_seed(3)), net,
-                         64, "float32")
-    reference = build_objective(spec, rows, torch.Generator().manual_seed(3))
+    fast = loss_function(
+        build_objective(spec, rows, torch.Generator().manual_seed(3), weighted=weighted),
+        net, 64, "float32")
+    reference = build_objective(spec, rows, torch.Generator().manual_seed(3), weighted=weighted)
+    if weighted:  # rows carrying a sample weight (frequency) as their last column
+        weights = rng.exponential(1.0, (len(X), 1)).astype(np.float32)
+        rows = with_weights(rows, torch.from_numpy(weights))
     assert isinstance(fast, VariationalGradient)
     assert not covers(reference, twin, "bfloat16")
     for xb in (rows[:32], rows[32:45]):
