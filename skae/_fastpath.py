@@ -214,10 +214,10 @@ class VariationalGradient:
 
     Forward: the encoder's hidden layers, the posterior layer ``[mean, h]``,
     ``std = softplus(h + c) + 1e-4`` (``lv = 2 log std``), ``z = mean + std *
-    eps`` with ``eps`` drawn as the objective draws it, the decoder. With per-sample weights ``w_i`` (``1 / m``,
-    ``1 / kept`` on the kept samples of a trimmed loss, or with sample
-    weights ``s_i`` (frequencies) ``s_i / sum(s)``, over the kept samples
-    when trimming):
+    eps`` with ``eps`` drawn as the objective draws it, the decoder. With
+    per-sample weights ``w_i`` (``1 / m``; ``1 / kept`` on the kept samples
+    of a trimmed loss; with sample weights ``s_i`` (frequencies)
+    ``s_i / sum(s)``, over the kept samples when trimming):
 
     * Bernoulli: ``nll_i = sum_j softplus(l_ij) - x_ij l_ij`` and
       ``dL/dl = w_i (sigmoid(l) - x)``;
@@ -262,7 +262,7 @@ class VariationalGradient:
         obj = self.objective
         xb, sample_weights = split_weights(xb, obj.weighted)
         m, k = xb.shape[0], net.n_components
-        column = sample_weights is not None or obj.trim > 0  # per-sample weights, or 1 / m
+        column = sample_weights is not None or obj.trim > 0  # weights: (m, 1), else 1 / m
         with torch.no_grad():
             x_in = xb if obj.corruption is None else obj.corruption(xb)
             eps = torch.randn((m, k), generator=obj.generator, device=xb.device, dtype=xb.dtype)
