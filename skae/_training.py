@@ -227,13 +227,32 @@ class Progress(Callback):
             self.bar.close()
 
 
+#: Tensors of at most this many elements are checked for finiteness together
+#: (flattened into one per device); larger ones one by one, without a copy.
+FINITE_CHECK_BATCHED_NUMEL = 1 << 16
+
+
 def _all_finite(net, optimizer):
-    """One boolean tensor: every parameter and optimizer state tensor is finite."""
+    """One boolean tensor: every parameter and optimizer state tensor is finite.
+
+    A check costs about 25 us per tensor whatever its size, more than a
+    small network's whole epoch when done tensor by tensor; the small
+    tensors of each device are therefore concatenated (``torch.cat``
+    promotes mixed dtypes without losing an infinity or a NaN) and checked
+    at once.
+    """
     tensors = list(net.parameters())
     for st in optimizer.state.values():
         tensors.extend(v for v in st.values() if torch.is_tensor(v) and v.is_floating_point())
     device = tensors[0].device  # some optimizers keep step counters on the CPU
-    return torch.stack([torch.isfinite(t).all().to(device) for t in tensors]).all()
+    small, flags = {}, []
+    for t in tensors:
+        if t.numel() <= FINITE_CHECK_BATCHED_NUMEL:
+            small.setdefault(t.device, []).append(t.detach().reshape(-1))
+        else:
+            flags.append(torch.isfinite(t).all().to(device))
+    flags.extend(torch.isfinite(torch.cat(rows)).all().to(device) for rows in small.values())
+    return torch.stack(flags).all()
 
 
 def run_epoch(net, data, loss_fn, optimizer, *, index, batch_size, generator, shuffle,

@@ -147,6 +147,46 @@ def test_non_finite_guard_passes_finite_training():
     assert status == "max_iter" and state.n_iter == 3
 
 
+
+def _finite_check_problem(dtype):
+    """A net with one small and one large weight, after one Adam step (its state exists)."""
+    from skae._training import FINITE_CHECK_BATCHED_NUMEL
+
+    net = torch.nn.Sequential(
+        torch.nn.Linear(3, 2), torch.nn.Linear(FINITE_CHECK_BATCHED_NUMEL // 2 + 1, 2, bias=False)
+    ).to(dtype)
+    net[1].weight.data[0, -1] = 3e38 if dtype == torch.float32 else 1e300  # large but finite
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for p in net.parameters():
+        p.grad = torch.ones_like(p)
+    optimizer.step()
+    return net, optimizer
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("where", ["small weight", "large weight", "small state", "large state",
+                                   "bfloat16 buffer"])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_all_finite_finds_any_non_finite_value(dtype, where, value):
+    from skae._training import _all_finite
+
+    net, optimizer = _finite_check_problem(dtype)
+    assert bool(_all_finite(net, optimizer))
+    small, large = net[0].weight, net[1].weight
+    with torch.no_grad():
+        if where == "small weight":
+            small[1, 2] = value
+        elif where == "large weight":
+            large[1, 7] = value
+        elif where == "small state":
+            optimizer.state[small]["exp_avg_sq"][0, 1] = value
+        elif where == "large state":
+            optimizer.state[large]["exp_avg"][0, -1] = value
+        else:  # a tensor of another dtype among the small ones
+            optimizer.state[small]["extra"] = torch.tensor([1.0, value], dtype=torch.bfloat16)
+    assert not bool(_all_finite(net, optimizer))
+
+
 # ------------------------------------------------------------------ plateaus
 def test_adaptive_plateau_divides_the_learning_rate_by_five():
     data, module, loss_fn = make_problem()
