@@ -10,12 +10,14 @@ import torch
 from skae._data import OnDevice
 from skae._device import as_tensor
 from skae._training import (
+    FINITE_CHECK_BATCHED_NUMEL,
     EarlyStopping,
     LossPlateau,
     NonFiniteGuard,
     Plateau,
     Progress,
     TrainState,
+    _all_finite,
     fit_module,
 )
 
@@ -150,8 +152,6 @@ def test_non_finite_guard_passes_finite_training():
 
 def _finite_check_problem(dtype):
     """A net with one small and one large weight, after one Adam step (its state exists)."""
-    from skae._training import FINITE_CHECK_BATCHED_NUMEL
-
     net = torch.nn.Sequential(
         torch.nn.Linear(3, 2), torch.nn.Linear(FINITE_CHECK_BATCHED_NUMEL // 2 + 1, 2, bias=False)
     ).to(dtype)
@@ -168,8 +168,6 @@ def _finite_check_problem(dtype):
                                    "bfloat16 buffer"])
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_all_finite_finds_any_non_finite_value(dtype, where, value):
-    from skae._training import _all_finite
-
     net, optimizer = _finite_check_problem(dtype)
     assert bool(_all_finite(net, optimizer))
     small, large = net[0].weight, net[1].weight
