@@ -102,6 +102,25 @@ def _grad(param):
     return param.grad
 
 
+def _row_shares(values, trim, weights):
+    """Each row's share of a batch's mean, shape (m, 1), as the objectives weigh rows.
+
+    ``w_i / sum(w)`` over the rows a trimmed loss keeps (those of the
+    smallest ``values``), ``w`` the sample weights, or 1 for every row when
+    ``weights`` is None (then ``1 / kept`` on the kept rows).
+    """
+    if weights is not None:
+        if trim > 0:
+            weights = trimmed_weights(values, trim, weights)
+        return (weights / weights.sum()).unsqueeze(1)
+    m = values.shape[0]
+    keep = n_kept(m, trim)
+    kept = values.topk(keep, largest=False, sorted=False).indices
+    shares = torch.zeros(m, 1, device=values.device, dtype=values.dtype)
+    shares[kept] = 1.0 / keep
+    return shares
+
+
 def _backward(layers, outputs, deltas, delta, x_in):
     """Set the gradients of a stack of layers from the error at its output.
 
@@ -186,22 +205,11 @@ class DirectGradient:
 
         ``weights``: the batch's sample weights, or None when all are equal.
         """
-        m, d = diff.shape
-        if weights is not None:  # the objective's weighted (trimmed) mean of the row errors
+        if weights is not None or self.trim > 0:  # a weighted (trimmed) mean of row errors
             errors = diff.square().mean(1)
-            if self.trim > 0:
-                weights = trimmed_weights(errors, self.trim, weights)
-            share = weights / weights.sum()
-            diff.mul_(share.unsqueeze(1)).mul_(2.0 / d)
-            return torch.dot(errors, share)
-        if self.trim > 0:
-            errors = diff.square().mean(1)
-            keep = n_kept(m, self.trim)
-            kept = errors.topk(keep, largest=False, sorted=False).indices
-            weights = torch.zeros(m, 1, device=diff.device, dtype=diff.dtype)
-            weights[kept] = 1.0 / keep
-            loss = (errors * weights[:, 0]).sum()
-            diff.mul_(weights).mul_(2.0 / d)
+            shares = _row_shares(errors, self.trim, weights)
+            loss = (errors * shares[:, 0]).sum()
+            diff.mul_(shares).mul_(2.0 / diff.shape[1])
             return loss
         flat = diff.view(-1)
         loss = torch.dot(flat, flat) / flat.numel()
@@ -297,17 +305,8 @@ class VariationalGradient:
                 inv = torch.exp(-s)
                 sq = delta.square().sum(1)
                 nll = 0.5 * (sq * inv + xb.shape[1] * (s + LOG_2PI))
-            if sample_weights is not None:  # w_i / sum(w), over the kept samples when trimming
-                w = sample_weights
-                if obj.trim > 0:
-                    w = trimmed_weights(nll + beta * kl, obj.trim, w)
-                weights = (w / w.sum()).unsqueeze(1)
-                rec, kl_part = weights[:, 0] @ nll, beta * (weights[:, 0] @ kl)
-            elif obj.trim > 0:  # per-sample weights: 1 / kept on the kept samples
-                keep = n_kept(m, obj.trim)
-                kept = (nll + beta * kl).topk(keep, largest=False, sorted=False).indices
-                weights = torch.zeros(m, 1, device=xb.device, dtype=xb.dtype)
-                weights[kept] = 1.0 / keep
+            if column:  # per-sample weights (see _row_shares)
+                weights = _row_shares(nll + beta * kl, obj.trim, sample_weights)
                 rec, kl_part = weights[:, 0] @ nll, beta * (weights[:, 0] @ kl)
             else:  # one weight, 1 / m: scalar arithmetic
                 weights = 1.0 / m

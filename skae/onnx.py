@@ -285,11 +285,9 @@ def _errors(g, x, est, with_codes=False, residual=False):
         rec = _emit_steps(g, codes, net.inference_steps(("expand",)))
     else:
         rec = _emit_steps(g, xs, net.inference_steps(("core",)))
-    if residual:
-        err = g.op("Sub", rec, xs)
-    elif est._spec.loss == "mse":
+    if residual or est._spec.loss == "mse":
         diff = g.op("Sub", rec, xs)
-        err = g.op("Mul", diff, diff)
+        err = diff if residual else g.op("Mul", diff, diff)
     else:  # binary cross-entropy of the clipped reconstruction, logs floored at -100
         p = g.op("Clip", rec, g.scalar(_BCE_EPS), g.scalar(1 - _BCE_EPS))
         floor = g.scalar(-100.0)
