@@ -248,17 +248,23 @@ def _residual_rows(reconstruction, xs):
     return (reconstruction - xs).cpu().numpy().astype(np.float64, copy=False)
 
 
+def whitened_residuals(rows, mean, whitening):
+    """``(rows - mean) @ whitening`` (``whitening`` upper triangular), in float64."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        centered = np.asfortranarray(rows - mean)
+        # BLAS's triangular product: half the work of a dense one
+        return scipy.linalg.blas.dtrmm(1.0, whitening, centered, side=1, lower=0,
+                                       overwrite_b=True)
+
+
 def residual_distances(rows, mean, whitening):
     """``||(rows - mean) @ whitening||^2`` per row (``whitening`` upper triangular).
 
     The squared Mahalanobis distances of residuals (see ``residual_gaussian``),
     in float64; an overflow (or NaN) is +inf.
     """
+    white = whitened_residuals(rows, mean, whitening)
     with np.errstate(over="ignore", invalid="ignore"):
-        centered = np.asfortranarray(rows - mean)
-        # BLAS's triangular product: half the work of a dense one
-        white = scipy.linalg.blas.dtrmm(1.0, whitening, centered, side=1, lower=0,
-                                        overwrite_b=True)
         distances = np.square(white).sum(1)
     return np.nan_to_num(distances, nan=np.inf, posinf=np.inf)
 

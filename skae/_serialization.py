@@ -43,9 +43,11 @@ FORMAT_VERSION = 1
 #: was first written, with the value that describes a model written before
 #: them: a detector saved before ``std_offset`` standardized by the standard
 #: deviations alone, one saved before ``code_weight`` weighed the code
-#: distance by 1, and one saved before ``residual_covariance`` weighed every
-#: feature's residual alike.
-_ADDED_PARAMS = {"std_offset": 0.0, "code_weight": 1.0, "residual_covariance": "spherical"}
+#: distance by 1, one saved before ``residual_covariance`` weighed every
+#: feature's residual alike, and one saved before ``n_neighbors`` scored by
+#: the Gaussian distance.
+_ADDED_PARAMS = {"std_offset": 0.0, "code_weight": 1.0, "residual_covariance": "spherical",
+                 "n_neighbors": None}
 
 #: Fitted attributes those parameters brought: ``{attribute: (parameter,
 #: value for a model fitted before it)}``.
@@ -55,6 +57,9 @@ _ADDED_ATTRIBUTES = {
     "residual_mean_": ("residual_covariance", None),
     "residual_whitening_": ("residual_covariance", None),
     "residual_shrinkage_": ("residual_covariance", None),
+    "n_neighbors_": ("n_neighbors", None),
+    "reference_embedding_": ("n_neighbors", None),
+    "reference_weights_": ("n_neighbors", None),
 }
 
 #: Marker in the safetensors metadata of every file :func:`save` writes.

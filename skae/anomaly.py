@@ -1,14 +1,15 @@
 """Autoencoder as a scikit-learn outlier detector."""
 
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import OutlierMixin
 
-from . import _distributed, _inference
+from . import _distributed, _inference, _neighbors
 from ._base import _BaseAutoencoder, _ReconstructMixin
 from ._blocks import BlockReader, is_dask_array
 from ._compat import Interval, StrOptions, _fit_context
+from ._data import dense_rows
 from ._output import _FeatureOutputMixin
 from ._weights import weighted_quantile
 
@@ -215,6 +216,28 @@ class AutoencoderAnomalyDetector(
         2048 features (the choice of the out-of-sample selection on
         ADBench's tabular data, see the anomaly detection guide), else
         ``"spherical"``.
+
+    n_neighbors : int or None, default=None
+        None: the ``"add"`` score above, the squared length of a sample's
+        *embedding*, its whitened residual (``(e - residual_mean_) @
+        residual_whitening_``, or with the spherical residual ``e`` over
+        the square root of its usual size) next to its whitened code
+        (``(z - code_mean_) @ code_whitening_``) times
+        ``sqrt(code_weight)``: the squared distance to the centre of a
+        Gaussian model of the training samples. An int ``k``: the squared
+        Euclidean distance of the embedding to the ``k``-th nearest
+        embedding of the training samples the statistics keep
+        (``reference_embedding_``), a nearest-neighbour density in place of
+        the Gaussian; sample weights count as frequencies there too. Suits
+        clean training data (novelty detection; see the anomaly detection
+        guide, where ``n_neighbors=1`` is part of the novelty setting);
+        with anomalies in the training data, repeated or clustered ones
+        are their own neighbours. The training scores that set ``offset_``
+        leave each training sample out of its own neighbours (one unit of
+        its weight). Needs ``code_distance="add"`` (or ``"auto"`` where it
+        is ``"add"``) and ``loss="mse"``; keeps a float64 copy of the
+        embeddings (``n_features + n_components`` numbers per kept training
+        sample), and scoring compares every sample with every one of them.
 
     hidden_layer_sizes : tuple of int or int, default=(64,)
         Widths of the encoder's hidden layers, input side first. The decoder
@@ -526,6 +549,20 @@ class AutoencoderAnomalyDetector(
         of that covariance: ``(1 - s) * C + s * trace(C) / n_features * I``,
         ``C`` the empirical covariance. Else None.
 
+    n_neighbors_ : int or None
+        ``n_neighbors`` of the last ``fit`` or ``partial_fit``: the scores
+        are squared distances to the ``n_neighbors_``-th nearest training
+        embedding. None when they are the Gaussian score.
+
+    reference_embedding_ : ndarray of shape (n_reference, n_features + n_components) or None
+        With ``n_neighbors``, the embeddings (see ``n_neighbors``) of the
+        training samples the statistics keep, in float64: those of every
+        rank's rows under ``torchrun``, rank 0's first. Else None.
+
+    reference_weights_ : ndarray of shape (n_reference,) or None
+        With ``n_neighbors``, the sample weights of those rows (positive),
+        or None when they all weigh 1.
+
     n_features_in_ : int
         Number of features seen during fit.
 
@@ -632,6 +669,7 @@ class AutoencoderAnomalyDetector(
         "code_weight": [Interval(Real, 0, None, closed="neither")],
         "std_offset": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
         "residual_covariance": [StrOptions({"auto", "full", "spherical"})],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     # The detector trains on a fixed budget of epochs by design: reaching
@@ -649,6 +687,7 @@ class AutoencoderAnomalyDetector(
         code_weight=1.0,
         std_offset="auto",
         residual_covariance="auto",
+        n_neighbors=None,
         hidden_layer_sizes=(64,),
         activation="tanh",
         latent_activation="identity",
@@ -750,6 +789,7 @@ class AutoencoderAnomalyDetector(
         self.code_weight = code_weight
         self.std_offset = std_offset
         self.residual_covariance = residual_covariance
+        self.n_neighbors = n_neighbors
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
@@ -831,6 +871,19 @@ class AutoencoderAnomalyDetector(
                     raise ValueError(
                         f"{type(self).__name__}: residual_covariance='full' needs {need}."
                     )
+        if self.n_neighbors is not None:
+            kind = "variational" if self.variational else self.architecture
+            needs = [("code_distance='add' (or 'auto' where it is 'add': not for the "
+                      "variational kind nor architecture='conv'): the neighbours are those of "
+                      "the additive score's embedding",
+                      _resolved_code_distance(self.code_distance, kind) != "add"),
+                     ("loss='mse' (the embedding holds residuals, a difference)",
+                      self.loss != "mse")]
+            for need, missing in needs:
+                if missing:
+                    raise ValueError(
+                        f"{type(self).__name__}: n_neighbors={self.n_neighbors!r} needs {need}."
+                    )
 
     def _set_scores(self, X, spec, weights=None):
         """Set what scoring learns from the (validated) training data.
@@ -847,6 +900,7 @@ class AutoencoderAnomalyDetector(
         self._code_weight = float(self.code_weight)
         self.error_scale_ = self.code_mean_ = self.code_whitening_ = None
         self.residual_mean_ = self.residual_whitening_ = self.residual_shrinkage_ = None
+        self.n_neighbors_ = self.reference_embedding_ = self.reference_weights_ = None
         self._residual_covariance = self.residual_covariance
         if self._residual_covariance == "auto":
             full = (self._code_distance is not None and spec.loss == "mse"
@@ -861,19 +915,28 @@ class AutoencoderAnomalyDetector(
                     and X.shape[0] * X.shape[1] * 8 <= RESIDUAL_CACHE_BYTES):
                 residuals = np.empty(X.shape, dtype=np.float64)
             errors, codes = self._errors_and_codes(X, residuals)
-            self._set_code_statistics(errors, codes, spec, weights, collective, X, residuals)
-            if self.residual_whitening_ is not None:  # the residuals' distances
-                if residuals is None:  # a pass more
-                    errors, codes = self._errors_and_codes(X)
-                else:
-                    errors = _inference.residual_distances(
-                        residuals, self.residual_mean_, self.residual_whitening_)
-            scores = self._combine(errors, codes, X.dtype)
+            kept = self._set_code_statistics(errors, codes, spec, weights, collective, X,
+                                             residuals)
+            if self.n_neighbors is not None:
+                residuals = errors = codes = None  # the embeddings take a pass of their own
+                scores = self._set_reference(X, kept, collective)
+            else:
+                if self.residual_whitening_ is not None:  # the residuals' distances
+                    if residuals is None:  # a pass more
+                        errors, codes = self._errors_and_codes(X)
+                    else:
+                        errors = _inference.residual_distances(
+                            residuals, self.residual_mean_, self.residual_whitening_)
+                scores = self._combine(errors, codes, X.dtype)
         self.offset_ = outlier_threshold(scores, weights, spec.contamination, spec.variational,
                                          X.dtype, collective)
 
     def _set_code_statistics(self, errors, codes, spec, weights, collective, X, residuals):
-        """Set ``error_scale_``, ``code_*`` and ``residual_*`` (see the class doc)."""
+        """Set ``error_scale_``, ``code_*`` and ``residual_*`` (see the class doc).
+
+        Returns the rows' weights in them: their sample weights (1 without),
+        0 for the rows left out.
+        """
         errors = errors.astype(np.float64)
         w = np.ones(len(errors)) if weights is None else np.asarray(weights, np.float64)
         keep = np.isfinite(errors) & np.isfinite(codes).all(1)
@@ -911,6 +974,78 @@ class AutoencoderAnomalyDetector(
                 sums = collective.all_reduce(sums)
             self.residual_mean_, self.residual_whitening_, self.residual_shrinkage_ = (
                 _inference.residual_gaussian(sums, spec.n_features))
+        return w
+
+    def _set_reference(self, X, kept, collective):
+        """Set ``n_neighbors_`` and ``reference_*``; return the training scores.
+
+        ``kept``: each training row's weight in the statistics (0 if left
+        out). The scores are leave-one-out: a row's own embedding gives up
+        one unit of its weight.
+        """
+        k = int(self.n_neighbors)
+        parts = [z[kept[a:b] > 0] for a, b, z in self._embeddings(X)]
+        width = self._spec.n_features + self._spec.n_components
+        reference = np.concatenate(parts) if parts else np.empty((0, width))
+        weights = kept[kept > 0]
+        first = 0  # this rank's first row in the reference
+        if collective is not None:
+            counts = collective.all_gather(np.array([[len(weights)]], dtype=np.float64))[:, 0]
+            first = int(counts[:collective.rank].sum())
+            gathered = collective.all_gather(np.column_stack([reference, weights]))
+            reference, weights = gathered[:, :-1], gathered[:, -1]
+        total = float(weights.sum())
+        if not total >= k + 1:
+            n = len(weights)
+            raise ValueError(
+                f"{type(self).__name__}: n_neighbors={k} needs the training samples the "
+                f"statistics keep (after trim_fraction) to weigh n_neighbors + 1 = {k + 1} at "
+                f"least, so that each has n_neighbors others; got {n} sample"
+                f"{'' if n == 1 else 's'} of total weight {total:g}."
+            )
+        self.n_neighbors_ = k
+        self.reference_embedding_ = np.ascontiguousarray(reference)
+        self.reference_weights_ = None if (weights == 1.0).all() else weights
+        own = np.full(X.shape[0], -1)
+        own[kept > 0] = first + np.arange(int((kept > 0).sum()))
+        return self._neighbor_scores(X, own)
+
+    def _embeddings(self, X):
+        """Yield ``(start, stop, embeddings)`` of X's rows, block by block (see ``n_neighbors``)."""
+        spec = self._spec
+        unit = None
+        if self.residual_whitening_ is None:  # spherical: over the square root of the usual error
+            unit = np.full(spec.n_features, self.error_scale_)
+            if self.feature_error_scale_ is not None:
+                unit = unit * self.feature_error_scale_
+            unit = 1.0 / np.sqrt(unit)
+        code_factor = np.sqrt(self._code_weight)
+        n_reference = 0 if self.reference_embedding_ is None else len(self.reference_embedding_)
+        step = _neighbors.block_rows(n_reference, spec.n_features + spec.n_components)
+        for a in range(0, X.shape[0], step):
+            b = min(a + step, X.shape[0])
+            rows = dense_rows(X, a, b)
+            residuals = np.empty(rows.shape, dtype=np.float64)
+            codes = np.empty((b - a, spec.n_components))
+            self._errors(rows, False, codes=codes, residuals=residuals)
+            with np.errstate(over="ignore", invalid="ignore"):
+                if unit is None:
+                    white = _inference.whitened_residuals(residuals, self.residual_mean_,
+                                                          self.residual_whitening_)
+                else:
+                    white = residuals * unit
+                code = (codes - self.code_mean_) @ self.code_whitening_ * code_factor
+            yield a, b, np.hstack([white, code])
+
+    def _neighbor_scores(self, X, own=None):
+        """``score_samples`` with ``n_neighbors``: minus the squared ``k``-th distances."""
+        distances = np.empty(X.shape[0])
+        for a, b, z in self._embeddings(X):
+            distances[a:b] = _neighbors.kth_distances(
+                z, self.reference_embedding_, self.reference_weights_, self.n_neighbors_,
+                None if own is None else own[a:b])
+        with np.errstate(over="ignore"):
+            return (-distances).astype(X.dtype)
 
     def _errors_and_codes(self, X, residuals=None):
         """Residual terms and codes of X, from one pass of the network.
@@ -971,6 +1106,8 @@ class AutoencoderAnomalyDetector(
             return self._log_likelihood(X)
         if getattr(self, "_code_distance", None) is None:
             return -self._errors(X, per_feature=False)
+        if getattr(self, "n_neighbors_", None) is not None:
+            return self._neighbor_scores(X)
         return self._combine(*self._errors_and_codes(X), X.dtype)
 
     def score_samples(self, X):

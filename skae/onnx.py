@@ -26,6 +26,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from sklearn.utils.validation import check_is_fitted
 
+from . import _neighbors
 from ._inference import _standard_normal
 from ._nets.mlp import _Core
 from ._nets.variational import LOG_2PI, MIN_STD, SOFTPLUS_ONE
@@ -271,12 +272,13 @@ def _nan_to(g, x, value):
     return g.op("Where", g.op("IsNaN", x), g.scalar(value), x)
 
 
-def _errors(g, x, est, with_codes=False, residual=False):
+def _errors(g, x, est, with_codes=False, residual=False, relative=True):
     """Elementwise reconstruction errors (standardized units), NaN as +inf.
 
     With ``with_codes``, ``(errors, codes)``: the codes from the same pass.
     With ``residual`` (squared error loss), the residuals (reconstruction
-    minus standardized input) instead of the errors.
+    minus standardized input) instead of the errors. ``relative=False``
+    leaves out the division by ``feature_error_scale_``.
     """
     net = est.module_
     xs = _emit_steps(g, x, net.inference_steps(("standardize",)))
@@ -295,7 +297,7 @@ def _errors(g, x, est, with_codes=False, residual=False):
         log_q = g.op("Max", g.op("Log", g.op("Sub", g.scalar(1.0), p)), floor)
         one_minus = g.op("Sub", g.scalar(1.0), xs)
         err = g.op("Neg", g.op("Add", g.op("Mul", xs, log_p), g.op("Mul", one_minus, log_q)))
-    scale = getattr(est, "feature_error_scale_", None)
+    scale = getattr(est, "feature_error_scale_", None) if relative else None
     if scale is not None:  # relative errors, as the estimator computes them
         with np.errstate(over="ignore"):
             inverse = (1.0 / np.asarray(scale, np.float64)).astype(np.float32)
@@ -382,6 +384,8 @@ def _score_samples(g, x, est):
         return _log_likelihood(g, x, est)
     if getattr(est, "_code_distance", None) is None:
         return g.op("Neg", _nan_to(g, g.reduce("ReduceMean", _errors(g, x, est), [1]), np.inf))
+    if getattr(est, "n_neighbors_", None) is not None:
+        return g.op("Neg", _neighbor_distances(g, x, est))
     full = getattr(est, "residual_whitening_", None) is not None
     err, codes = _errors(g, x, est, with_codes=True, residual=full)
     if full:  # the residual's squared Mahalanobis distance
@@ -397,6 +401,57 @@ def _squared_norm(g, rows, mean, whitening, name):
     centered = g.op("Sub", rows, g.const(mean.reshape(1, -1), f"{name}_mean"))
     white = g.op("MatMul", centered, g.const(whitening, f"{name}_whitening"))
     return g.reduce("ReduceSum", g.op("Mul", white, white), [1])
+
+
+def _neighbor_distances(g, x, est):
+    """Squared distances to the ``n_neighbors_``-th nearest reference embedding (float32).
+
+    As :mod:`skae._neighbors` computes them, in float64 from the network's
+    float32 residuals and codes; NaN (an overflow) is +inf.
+    """
+    f64 = np.float64
+    residuals, codes = _errors(g, x, est, with_codes=True, residual=True, relative=False)
+    residuals = g.op("Cast", residuals, to=TensorProto.DOUBLE)
+    codes = g.op("Cast", codes, to=TensorProto.DOUBLE)
+    if est.residual_whitening_ is not None:
+        centered = g.op("Sub", residuals, g.const(est.residual_mean_.reshape(1, -1),
+                                                  "residual_mean", f64))
+        white = g.op("MatMul", centered, g.const(est.residual_whitening_, "residual_whitening",
+                                                 f64))
+    else:
+        unit = np.full(est._spec.n_features, est.error_scale_)
+        if est.feature_error_scale_ is not None:
+            unit = unit * est.feature_error_scale_
+        white = g.op("Mul", residuals, g.const((1.0 / np.sqrt(unit)).reshape(1, -1),
+                                               "residual_unit", f64))
+    centered = g.op("Sub", codes, g.const(est.code_mean_.reshape(1, -1), "code_mean", f64))
+    code = g.op("MatMul", centered, g.const(est.code_whitening_ * np.sqrt(est._code_weight),
+                                            "code_whitening", f64))
+    z = g.op("Concat", white, code, axis=1)
+    reference, weights = est.reference_embedding_, est.reference_weights_
+    k = est.n_neighbors_
+    norms = g.reduce("ReduceSum", g.op("Mul", z, z), [1], keepdims=1)
+    cross = g.op("MatMul", z, g.const(reference.T, "reference_t", f64))
+    distances = g.op("Add", norms, g.const(np.square(reference).sum(1).reshape(1, -1),
+                                           "reference_norms", f64))
+    distances = g.op("Sub", distances, g.op("Mul", cross, g.scalar(2.0, f64)))
+    distances = g.op("Max", distances, g.scalar(0.0, f64))
+    distances = g.op("Where", g.op("IsNaN", distances), g.scalar(np.inf, f64), distances)
+    m = k if weights is None else _neighbors.candidates(weights, k, leave_out=False)
+    nearest, indices = g._name("nearest"), g._name("nearest_indices")
+    g._node("TopK", [distances, g.const([m], "k", np.int64)], [nearest, indices],
+            dict(largest=0, sorted=1))
+    if weights is None:
+        kth = g.reshape(g.op("Gather", nearest, g.const([k - 1], "kth", np.int64), axis=1),
+                        [-1])
+    else:  # the first of the nearest at which the cumulated weight reaches n_neighbors
+        w = g.op("Gather", g.const(weights, "reference_weights", f64), indices)
+        cumulated = g.op("CumSum", w, g.const(1, "axis", np.int64))
+        reached = g.op("GreaterOrEqual", cumulated,
+                       g.scalar(k * (1.0 - _neighbors.WEIGHT_SLACK), f64))
+        first = g.op("ArgMax", g.op("Cast", reached, to=TensorProto.INT32), axis=1, keepdims=1)
+        kth = g.reshape(g.op("GatherElements", nearest, first, axis=1), [-1])
+    return g.op("Cast", kth, to=TensorProto.FLOAT)
 
 
 def _code_combination(g, codes, est, err, full):

@@ -12,6 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 import skae._inference
+from skae import _neighbors
 from skae import AutoencoderAnomalyDetector
 from skae._compat import InvalidParameterError
 
@@ -710,3 +711,175 @@ def test_full_residual_covariance_keeps_in_memory_residuals_within_its_budget(bl
     np.save(path, X)
     AutoencoderAnomalyDetector(**CODE).fit(np.load(path, mmap_mode="r"))
     assert calls == ["errors", "moments (network)", "errors"]  # out of core: never kept
+
+
+# ------------------------------------------------------- nearest neighbours
+NEIGHBORS = dict(n_components=2, max_iter=10, random_state=0)
+
+
+def _embedding(det, X):
+    """The documented embedding (see ``n_neighbors``), from the fitted statistics."""
+    residuals = _residuals(det, X)  # with relative errors, over sqrt(feature_error_scale_)
+    if det.residual_whitening_ is not None:
+        white = (residuals - det.residual_mean_) @ det.residual_whitening_
+    else:
+        white = residuals / np.sqrt(det.error_scale_)
+    codes = det._errors_and_codes(X)[1]
+    code = (codes - det.code_mean_) @ det.code_whitening_ * np.sqrt(det.code_weight)
+    return np.hstack([white, code])
+
+
+def _kth_squared_distances(reference, X, k, leave_self_out=False):
+    from sklearn.neighbors import NearestNeighbors
+
+    nn = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(reference)
+    distances, _ = nn.kneighbors(None if leave_self_out else X)
+    return distances[:, -1] ** 2
+
+
+@pytest.mark.parametrize("params", [dict(), dict(residual_covariance="spherical"),
+                                    dict(relative_errors=True), dict(code_weight=2.5)])
+def test_neighbor_embedding_is_the_vector_whose_length_is_the_gaussian_score(blobs, params):
+    X, _ = blobs
+    gaussian = AutoencoderAnomalyDetector(trim_fraction=0.2, **NEIGHBORS, **params).fit(X)
+    det = AutoencoderAnomalyDetector(trim_fraction=0.2, n_neighbors=1, **NEIGHBORS,
+                                     **params).fit(X)
+    np.testing.assert_array_equal(det.reconstruct(X), gaussian.reconstruct(X))
+    z = _embedding(det, X)
+    np.testing.assert_allclose(np.square(z).sum(1), -gaussian.score_samples(X), rtol=1e-4)
+    kept = _kept(det.feature_errors(X).mean(1), 0.2)
+    assert det.n_neighbors_ == 1 and det.reference_weights_ is None
+    assert det.reference_embedding_.shape == (kept.sum(), 8 + 2)
+    np.testing.assert_allclose(det.reference_embedding_, z[kept], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_neighbor_scores_are_kth_distances_with_training_samples_left_out(blobs, k):
+    X, _ = blobs
+    det = AutoencoderAnomalyDetector(trim_fraction=0.0, n_neighbors=k, contamination=0.1,
+                                     **NEIGHBORS).fit(X)
+    reference = det.reference_embedding_
+    new = np.random.RandomState(1).normal(size=(30, 8))
+    expected = _kth_squared_distances(reference, _embedding(det, new), k)
+    np.testing.assert_allclose(-det.score_samples(new), expected, rtol=1e-6)
+    # a training sample is its own nearest neighbour in score_samples (a
+    # distance that rounding takes below 0 is 0)...
+    if k == 1:
+        scores = det.score_samples(X)
+        assert (scores <= 0).all() and scores.min() > -1e-9
+    # ...but not in the training scores that set the threshold
+    training = _kth_squared_distances(reference, None, k, leave_self_out=True)
+    assert det.offset_ == pytest.approx(np.quantile(-training, 0.1), rel=1e-6)
+    assert (-training < det.offset_).mean() == pytest.approx(0.1, abs=0.01)
+
+
+def test_neighbor_scores_of_trimmed_training_samples_keep_every_neighbour(blobs):
+    X, _ = blobs
+    det = AutoencoderAnomalyDetector(trim_fraction=0.3, n_neighbors=2, contamination=0.2,
+                                     **NEIGHBORS).fit(X)
+    z = _embedding(det, X)
+    kept = _kept(det.feature_errors(X).mean(1), 0.3)
+    training = np.empty(len(X))
+    training[~kept] = _kth_squared_distances(det.reference_embedding_, z[~kept], 2)
+    training[kept] = _kth_squared_distances(det.reference_embedding_, None, 2,
+                                            leave_self_out=True)
+    assert det.offset_ == pytest.approx(np.quantile(-training, 0.2), rel=1e-5)
+
+
+def test_kth_distances_count_weights_as_frequencies():
+    rng = np.random.RandomState(0)
+    reference = rng.normal(size=(40, 3))
+    counts = rng.randint(1, 4, size=40)
+    queries = rng.normal(size=(25, 3))
+    repeated = np.repeat(reference, counts, axis=0)
+    for k in (1, 2, 5):
+        got = _neighbors.kth_distances(queries, reference, counts.astype(float), k)
+        np.testing.assert_allclose(got, _kth_squared_distances(repeated, queries, k),
+                                   rtol=1e-9)
+        # left out: one copy of each reference row's own
+        own = np.arange(40)
+        got = _neighbors.kth_distances(reference, reference, counts.astype(float), k, own)
+        starts = np.r_[0, np.cumsum(counts)[:-1]]
+        expected = [_kth_squared_distances(np.delete(repeated, s, axis=0), reference[i:i + 1],
+                                           k)[0] for i, s in enumerate(starts)]
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+    # fractional weights: the k-th neighbour is where the cumulated weight reaches k
+    halves = np.full(40, 0.5)
+    np.testing.assert_allclose(_neighbors.kth_distances(queries, reference, halves, 1),
+                               _kth_squared_distances(reference, queries, 2), rtol=1e-9)
+    # a reference row of weight below 1 left out entirely; not a query of its own
+    light = np.full(40, 0.25)
+    assert np.isinf(_neighbors.kth_distances(reference[:1], reference[:4], light[:4], 1,
+                                             np.array([0]))[0])
+    # fewer reference rows than neighbours (left out or not): infinitely far
+    assert np.isinf(_neighbors.kth_distances(queries[:2], reference[:3], None, 4)).all()
+    assert np.isinf(_neighbors.kth_distances(reference[:3], reference[:3], None, 3,
+                                             np.arange(3))).all()
+    # a query that is not finite is infinitely far
+    bad = queries[:3].copy()
+    bad[0, 0], bad[1, 1] = np.inf, np.nan
+    got = _neighbors.kth_distances(bad, reference, None, 1)
+    assert np.isinf(got[:2]).all() and np.isfinite(got[2])
+
+
+def test_n_neighbors_flags_a_sample_between_clusters_that_the_gaussian_does_not():
+    # clean training data in two clusters: their midpoint is the Gaussian's
+    # centre, but far from every training sample
+    rng = np.random.RandomState(0)
+    side = rng.choice([-4.0, 4.0], size=600)
+    X = np.column_stack([side + 0.3 * rng.normal(size=600), rng.normal(size=600)])
+    params = dict(trim_fraction=0.0, max_iter=30, contamination=0.01, random_state=0)
+    middle = np.zeros((1, 2))
+    gaussian = AutoencoderAnomalyDetector(**params).fit(X)
+    neighbors = AutoencoderAnomalyDetector(n_neighbors=5, **params).fit(X)
+    assert gaussian.decision_function(middle)[0] > 5
+    assert neighbors.decision_function(middle)[0] < -0.2
+    assert (neighbors.predict(X) == 1).mean() == pytest.approx(0.99, abs=0.005)
+
+
+@pytest.mark.parametrize("params, needs", [
+    (dict(code_distance=None), "code_distance='add'"),
+    (dict(code_distance="multiply"), "code_distance='add'"),
+    (dict(variational=True), "code_distance='add'"),
+    (dict(architecture="conv", image_shape=(1, 4, 4)), "code_distance='add'"),
+    (dict(loss="bce", output_activation="sigmoid", standardize=False), "loss='mse'"),
+])
+def test_n_neighbors_states_what_it_needs(params, needs):
+    X = np.random.RandomState(0).uniform(size=(50, 16))
+    det = AutoencoderAnomalyDetector(n_neighbors=1, max_iter=1, **params)
+    with pytest.raises(ValueError, match=f"n_neighbors=1 needs {re.escape(needs)}"):
+        det.fit(X)
+    assert not hasattr(det, "module_")
+
+
+def test_n_neighbors_needs_enough_kept_training_samples_and_a_failed_fit_keeps_the_last(blobs):
+    X, _ = blobs
+    det = AutoencoderAnomalyDetector(n_neighbors=2, trim_fraction=0.5, **NEIGHBORS).fit(X[:6])
+    reference = det.reference_embedding_.copy()
+    scores = det.score_samples(X)
+    det.set_params(n_neighbors=3)
+    with pytest.raises(ValueError, match=r"n_neighbors=3 needs .* to weigh n_neighbors \+ 1 = 4 "
+                                         r"at least, .*got 3 samples of total weight 3\."):
+        det.fit(X[:6])
+    assert det.n_neighbors_ == 2
+    np.testing.assert_array_equal(det.reference_embedding_, reference)
+    np.testing.assert_array_equal(det.score_samples(X), scores)
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, "1"])
+def test_n_neighbors_is_validated(value, blobs):
+    with pytest.raises(InvalidParameterError, match="'n_neighbors' parameter"):
+        AutoencoderAnomalyDetector(n_neighbors=value).fit(blobs[0])
+
+
+def test_n_neighbors_follows_the_last_training_call(blobs):
+    X, _ = blobs
+    det = AutoencoderAnomalyDetector(n_neighbors=1, trim_fraction=0.0, **NEIGHBORS).fit(X)
+    det.partial_fit(X[:100] + 5.0)
+    assert det.reference_embedding_.shape[0] == 100
+    np.testing.assert_allclose(det.reference_embedding_, _embedding(det, X[:100] + 5.0),
+                               rtol=1e-4, atol=1e-4)
+    det.set_params(n_neighbors=None).fit(X)
+    assert det.n_neighbors_ is None and det.reference_embedding_ is None
+    gaussian = AutoencoderAnomalyDetector(trim_fraction=0.0, **NEIGHBORS).fit(X)
+    np.testing.assert_array_equal(det.score_samples(X), gaussian.score_samples(X))

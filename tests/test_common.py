@@ -27,6 +27,8 @@ ESTIMATORS = [
     AutoencoderAnomalyDetector(code_distance="multiply", max_iter=2, random_state=0),
     # the reconstruction error alone
     AutoencoderAnomalyDetector(code_distance=None, max_iter=2, random_state=0),
+    # scores by the distance to the nearest training sample in the whitened space
+    AutoencoderAnomalyDetector(n_neighbors=1, max_iter=2, random_state=0),
     AutoencoderTransformer(max_iter=5, random_state=0, **CONV),
     AutoencoderAnomalyDetector(max_iter=5, random_state=0, **CONV),
     AutoencoderRegressor(max_iter=50, random_state=0),

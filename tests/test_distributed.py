@@ -67,6 +67,11 @@ CONFIGS = {
     "detector_code": ("AutoencoderAnomalyDetector",
                       dict(BASE, n_components=3, hidden_layer_sizes=(8,), trim_fraction=0.25,
                            code_distance="add"), (48, 32), 6, False),
+    # nearest neighbours among every rank's kept rows, each rank's own left out
+    # (the threshold at the median of the training scores depends on most of them)
+    "detector_neighbors": ("AutoencoderAnomalyDetector",
+                           dict(BASE, n_components=3, hidden_layer_sizes=(8,), trim_fraction=0.25,
+                                n_neighbors=2, contamination=0.5), (48, 32), 6, False),
     # an ensemble: every member trained across the ranks, the threshold over all rows
     "ensemble": ("AutoencoderEnsembleDetector",
                  dict(estimator=dict(BASE, n_components=3, hidden_layer_sizes=(8,),
@@ -130,7 +135,8 @@ for name, (cls, params, n_rows, n_features, sparse) in CONFIGS.items():
               for k, v in member.module_.state_dict().items()}}
     for attr in ("loss_curve_", "validation_scores_", "n_iter_", "offset_", "latent_kl_",
                  "feature_error_scale_", "error_scale_", "code_mean_", "code_whitening_",
-                 "residual_mean_", "residual_whitening_", "residual_shrinkage_"):
+                 "residual_mean_", "residual_whitening_", "residual_shrinkage_",
+                 "reference_embedding_"):
         if getattr(est, attr, None) is not None:
             fitted[attr] = np.asarray(getattr(est, attr), dtype=np.float64)
     for i, member in enumerate(getattr(est, "estimators_", [])):
@@ -299,17 +305,23 @@ def test_variational_ranks_agree_on_model_threshold_and_latent_kl(launch):
 
 
 @pytest.mark.slow
-def test_code_distance_statistics_are_those_of_every_ranks_rows(launch):
-    """The trimmed rows, code mean and covariance, and threshold: of the union of the shards."""
+@pytest.mark.parametrize("name, attrs", [
+    ("detector_code", ("error_scale_", "code_mean_", "code_whitening_", "residual_mean_",
+                       "residual_whitening_", "residual_shrinkage_", "offset_")),
+    # the reference holds every rank's kept rows (60 of 80), rank 0's first
+    ("detector_neighbors", ("code_whitening_", "residual_whitening_", "reference_embedding_",
+                            "offset_")),
+])
+def test_scoring_statistics_are_those_of_every_ranks_rows(launch, name, attrs):
+    """The trimmed rows, code and residual statistics, neighbours and threshold: the union's."""
     out, _ = launch
-    first, second = ranks(out, "detector_code")
+    first, second = ranks(out, name)
     assert_ranks_agree(first, second)
-    model = skae.load(out / "detector_code.safetensors")
+    model = skae.load(out / f"{name}.safetensors")
     X = np.concatenate([first["X"], second["X"]])
     model._set_scores(X, model._spec)  # here, in one process, from the same network
     assert model._residual_covariance == "full"
-    for attr in ("error_scale_", "code_mean_", "code_whitening_", "residual_mean_",
-                 "residual_whitening_", "residual_shrinkage_", "offset_"):
+    for attr in attrs:
         np.testing.assert_allclose(first[attr], getattr(model, attr), rtol=1e-6, atol=1e-9,
                                    err_msg=attr)
     np.testing.assert_allclose(model.score_samples(first["X"]), first["output"], rtol=1e-6)

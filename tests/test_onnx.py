@@ -114,6 +114,10 @@ CASES = {
     "detector-code-multiply": (AutoencoderAnomalyDetector(code_distance="multiply",
                                                           relative_errors=True, **MLP),
                                _rows, None),
+    "detector-neighbors": (AutoencoderAnomalyDetector(n_neighbors=2, code_weight=2.5, **MLP),
+                           _rows, None),
+    "detector-neighbors-relative": (AutoencoderAnomalyDetector(
+        n_neighbors=1, relative_errors=True, trim_fraction=0.0, **MLP), _rows, None),
     "detector-conv-code": (AutoencoderAnomalyDetector(n_components=3, hidden_layer_sizes=(),
                                                       code_distance="add", **CONV),
                            _images, None),
@@ -392,3 +396,21 @@ def test_docstring(name):
                "RT01", "SS01", "SS03", "SS05"}
     errors = [(c, m) for c, m in validate(name)["errors"] if c in checked]
     assert not errors, errors
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_neighbor_scores_with_weighted_reference_rows(k):
+    # repeated rows are merged into weighted ones, and fractional weights:
+    # the graph finds where the cumulated weight reaches n_neighbors
+    X = _rows()
+    rng = np.random.RandomState(2)
+    for weights in (rng.randint(1, 4, size=len(X)).astype(float), rng.uniform(0.3, 2, len(X))):
+        est = AutoencoderAnomalyDetector(n_neighbors=k, trim_fraction=0.0, **MLP)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X, sample_weight=weights)
+        assert est.reference_weights_ is not None
+        new = np.vstack([X[:10], X[:10] + 0.05, 3 * X[:5]]).astype(np.float32)
+        out = _run(to_onnx(est, methods=["score_samples", "predict"]), new)
+        _assert_same(out["score_samples"], est.score_samples(new), f"k={k}")
+        np.testing.assert_array_equal(out["predict"], est.predict(new))

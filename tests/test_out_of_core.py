@@ -182,7 +182,8 @@ def test_memmap_fit_reads_blocks_and_equals_in_memory(data, tmp_path, monkeypatc
     assert np.bincount(reads, minlength=n_blocks).max() <= 7
 
 
-@pytest.mark.parametrize("scoring", [dict(relative_errors=True), dict(code_distance="add")])
+@pytest.mark.parametrize("scoring", [dict(relative_errors=True), dict(code_distance="add"),
+                                     dict(n_neighbors=2)])
 def test_score_statistics_from_blocks_equal_those_in_memory(data, tmp_path, monkeypatch,
                                                             scoring):
     """The training errors and codes are read block by block, with the results in memory."""
@@ -197,7 +198,7 @@ def test_score_statistics_from_blocks_equal_those_in_memory(data, tmp_path, monk
             blocks = _fit_quietly(skae.AutoencoderAnomalyDetector(**params), X)
             for attr in ("feature_error_scale_", "error_scale_", "code_mean_",
                          "code_whitening_", "residual_mean_", "residual_whitening_",
-                         "residual_shrinkage_"):
+                         "residual_shrinkage_", "reference_embedding_"):
                 if getattr(memory, attr) is None:
                     assert getattr(blocks, attr) is None
                 else:

@@ -66,6 +66,8 @@ KINDS = {
                                                                     **FAST), X, None),
     "detector_code_distance": lambda: (AutoencoderAnomalyDetector(3, code_distance="add",
                                                                   **FAST), X, None),
+    "detector_neighbors": lambda: (AutoencoderAnomalyDetector(3, n_neighbors=2, **FAST), X,
+                                   None),
     "ensemble": lambda: (AutoencoderEnsembleDetector(AutoencoderAnomalyDetector(
         3, relative_errors=True, max_iter=3, batch_size=16), n_estimators=2, random_state=0),
         X, None),

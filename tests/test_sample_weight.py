@@ -50,6 +50,9 @@ KINDS = {
     "code-distance-detector": lambda: AutoencoderAnomalyDetector(
         n_components=2, contamination=0.1, trim_fraction=0.2, code_distance="add",
         batch_size=8, max_iter=4, random_state=0),
+    "neighbors-detector": lambda: AutoencoderAnomalyDetector(
+        n_components=2, contamination=0.1, trim_fraction=0.2, n_neighbors=2,
+        batch_size=8, max_iter=4, random_state=0),
     "variational-detector": lambda: AutoencoderAnomalyDetector(
         n_components=2, variational=True, trim_fraction=0.2, batch_size=8, max_iter=4,
         random_state=0),
