@@ -611,9 +611,36 @@ def _import(header, reader, cls):
     state.update(attributes)
     if header["fitted"] and _is_ensemble(cls):
         _check_members(state)
+    if network and state.get("n_neighbors_") is not None:
+        _check_neighbors(state, spec)
     if _is_fitted(cls, state) != bool(header["fitted"]):
         raise UnsafeOrCorruptFileError("the header's 'fitted' does not match its attributes")
     return cls, state
+
+
+def _check_neighbors(state, spec):
+    """A detector's nearest-neighbour reference: its shape, and weights that can be frequencies."""
+    k, reference = state["n_neighbors_"], state.get("reference_embedding_")
+    width = spec.n_features + spec.n_components
+    if not (isinstance(k, int) and not isinstance(k, bool) and k >= 1
+            and isinstance(reference, np.ndarray) and reference.dtype == np.float64
+            and reference.ndim == 2 and reference.shape[1] == width
+            and np.isfinite(reference).all()):
+        raise UnsafeOrCorruptFileError(
+            f"n_neighbors_ must be a positive int and reference_embedding_ finite float64 rows "
+            f"of {width} numbers (n_features + n_components)")
+    weights = state.get("reference_weights_")
+    if weights is None:
+        total = reference.shape[0]
+    elif (isinstance(weights, np.ndarray) and weights.shape == reference.shape[:1]
+            and np.isfinite(weights).all() and (weights > 0).all()):
+        total = float(weights.sum())
+    else:
+        raise UnsafeOrCorruptFileError(
+            "reference_weights_ must be None or finite positive weights, one per reference row")
+    if not total >= k + 1:
+        raise UnsafeOrCorruptFileError(
+            f"the reference rows weigh {total:g}, less than n_neighbors_ + 1 = {k + 1}")
 
 
 def _check_members(state):

@@ -587,3 +587,36 @@ def test_a_file_written_before_residual_covariance_loads_as_then(tmp_path):
     # the file of a full covariance keeps it
     skae.save(full, path)
     np.testing.assert_array_equal(skae.load(path).score_samples(X), full.score_samples(X))
+
+
+def _neighbors_file(tmp_path):
+    X = np.random.RandomState(0).normal(size=(100, 4))
+    det = skae.AutoencoderAnomalyDetector(n_neighbors=2, max_iter=2, random_state=0)
+    det.fit(X, sample_weight=np.r_[np.full(50, 2.0), np.ones(50)])
+    path = tmp_path / "neighbors.safetensors"
+    skae.save(det, path)
+    return det, X, path
+
+
+@pytest.mark.parametrize("edit, arrays_edit, match", [
+    (None, lambda a: a.update({"attributes/reference_embedding_":
+                               a["attributes/reference_embedding_"][:, :-1].copy()}),
+     "reference_embedding_ finite float64 rows of 7 numbers"),
+    (None, lambda a: a["attributes/reference_embedding_"].__setitem__((0, 0), np.nan),
+     "reference_embedding_ finite"),
+    (None, lambda a: a["attributes/reference_weights_"].__setitem__(0, -1.0),
+     "reference_weights_ must be None or finite positive weights"),
+    (None, lambda a: a.update({"attributes/reference_weights_":
+                               a["attributes/reference_weights_"][:-1].copy()}),
+     "one per reference row"),
+    (lambda h: h["attributes"].update(n_neighbors_=0), None, "n_neighbors_ must be a positive int"),
+    (lambda h: h["attributes"].update(n_neighbors_=1000), None,
+     r"less than n_neighbors_ \+ 1 = 1001"),
+])
+def test_a_file_with_an_inconsistent_neighbor_reference_is_refused(tmp_path, edit, arrays_edit,
+                                                                   match):
+    det, X, path = _neighbors_file(tmp_path)
+    np.testing.assert_array_equal(skae.load(path).score_samples(X), det.score_samples(X))
+    resave(path, edit or (lambda h: None), arrays_edit)
+    with pytest.raises(UnsafeOrCorruptFileError, match=match):
+        skae.load(path)
