@@ -18,8 +18,9 @@ from ._weights import weighted_quantile
 AUTO_FULL_RESIDUAL_MAX_FEATURES = 2048
 
 #: Largest float64 copy of the training residuals the full residual
-#: covariance keeps between its passes (in-memory data only); beyond it, or
-#: for out-of-core data, the network runs again for each pass.
+#: covariance and ``n_neighbors`` keep between their passes (in-memory data
+#: only); beyond it, or for out-of-core data, the network runs again for
+#: each pass.
 RESIDUAL_CACHE_BYTES = 256 * 2**20
 
 
@@ -238,6 +239,10 @@ class AutoencoderAnomalyDetector(
         is ``"add"``) and ``loss="mse"``; keeps a float64 copy of the
         embeddings (``n_features + n_components`` numbers per kept training
         sample), and scoring compares every sample with every one of them.
+        ``fit`` embeds the training samples from the residuals and codes of
+        its first pass of the network, kept in float64 as the full residual
+        covariance keeps them (up to 256 MiB; beyond, and for out-of-core
+        data, the network runs once more).
 
     hidden_layer_sizes : tuple of int or int, default=(64,)
         Widths of the encoder's hidden layers, input side first. The decoder
@@ -858,32 +863,26 @@ class AutoencoderAnomalyDetector(
                 "variational=False: a variational model scores by likelihood, which already "
                 "accounts for the code's (prior) likelihood."
             )
+        kind = "variational" if self.variational else self.architecture
+        code_distance = _resolved_code_distance(self.code_distance, kind)
+        needs = {}
         if self.residual_covariance == "full":
-            kind = "variational" if self.variational else self.architecture
-            no_code = _resolved_code_distance(self.code_distance, kind) is None
-            needs = [("a code distance (code_distance='add' or 'multiply'; 'auto' is None for "
-                      "the variational kind and architecture='conv')", no_code),
-                     ("loss='mse' (a residual is a difference)", self.loss != "mse"),
-                     ("relative_errors=False (the covariance already scales each feature's "
-                      "residual)", bool(self.relative_errors))]
-            for need, missing in needs:
-                if missing:
-                    raise ValueError(
-                        f"{type(self).__name__}: residual_covariance='full' needs {need}."
-                    )
+            needs["residual_covariance='full'"] = [
+                ("a code distance (code_distance='add' or 'multiply'; 'auto' is None for "
+                 "the variational kind and architecture='conv')", code_distance is None),
+                ("loss='mse' (a residual is a difference)", self.loss != "mse"),
+                ("relative_errors=False (the covariance already scales each feature's "
+                 "residual)", bool(self.relative_errors))]
         if self.n_neighbors is not None:
-            kind = "variational" if self.variational else self.architecture
-            needs = [("code_distance='add' (or 'auto' where it is 'add': not for the "
-                      "variational kind nor architecture='conv'): the neighbours are those of "
-                      "the additive score's embedding",
-                      _resolved_code_distance(self.code_distance, kind) != "add"),
-                     ("loss='mse' (the embedding holds residuals, a difference)",
-                      self.loss != "mse")]
-            for need, missing in needs:
+            needs[f"n_neighbors={self.n_neighbors!r}"] = [
+                ("code_distance='add' (or 'auto' where it is 'add': not for the variational "
+                 "kind nor architecture='conv'): the neighbours are those of the additive "
+                 "score's embedding", code_distance != "add"),
+                ("loss='mse' (the embedding holds residuals, a difference)", self.loss != "mse")]
+        for setting, requirements in needs.items():
+            for need, missing in requirements:
                 if missing:
-                    raise ValueError(
-                        f"{type(self).__name__}: n_neighbors={self.n_neighbors!r} needs {need}."
-                    )
+                    raise ValueError(f"{type(self).__name__}: {setting} needs {need}.")
 
     def _set_scores(self, X, spec, weights=None):
         """Set what scoring learns from the (validated) training data.
@@ -911,15 +910,20 @@ class AutoencoderAnomalyDetector(
             scores = self._score_samples(X)
         else:
             residuals = None  # in-memory data: kept from the first pass for the others
-            if (self._residual_covariance == "full" and not isinstance(X, BlockReader)
+            if ((self._residual_covariance == "full" or self.n_neighbors is not None)
+                    and not isinstance(X, BlockReader)
                     and X.shape[0] * X.shape[1] * 8 <= RESIDUAL_CACHE_BYTES):
                 residuals = np.empty(X.shape, dtype=np.float64)
             errors, codes = self._errors_and_codes(X, residuals)
             kept = self._set_code_statistics(errors, codes, spec, weights, collective, X,
                                              residuals)
             if self.n_neighbors is not None:
-                residuals = errors = codes = None  # the embeddings take a pass of their own
-                scores = self._set_reference(X, kept, collective)
+                if residuals is None:  # a pass more
+                    embeddings = np.concatenate(list(self._embeddings(X)))
+                else:
+                    embeddings = self._embed(residuals, codes)
+                residuals = None  # freed before the distances
+                scores = self._set_reference(embeddings, kept, collective, X.dtype)
             else:
                 if self.residual_whitening_ is not None:  # the residuals' distances
                     if residuals is None:  # a pass more
@@ -976,18 +980,16 @@ class AutoencoderAnomalyDetector(
                 _inference.residual_gaussian(sums, spec.n_features))
         return w
 
-    def _set_reference(self, X, kept, collective):
+    def _set_reference(self, embeddings, kept, collective, dtype):
         """Set ``n_neighbors_`` and ``reference_*``; return the training scores.
 
-        ``kept``: each training row's weight in the statistics (0 if left
-        out). The scores are leave-one-out: a row's own embedding gives up
-        one unit of its weight.
+        ``embeddings``: those of the training rows; ``kept``: each row's
+        weight in the statistics (0 if left out). The scores are
+        leave-one-out: a row's own embedding gives up one unit of its weight.
         """
         k = int(self.n_neighbors)
-        parts = [z[kept[a:b] > 0] for a, b, z in self._embeddings(X)]
-        width = self._spec.n_features + self._spec.n_components
-        reference = np.concatenate(parts) if parts else np.empty((0, width))
-        weights = kept[kept > 0]
+        mine = kept > 0
+        reference, weights = embeddings[mine], kept[mine]
         first = 0  # this rank's first row in the reference
         if collective is not None:
             counts = collective.all_gather(np.array([[len(weights)]], dtype=np.float64))[:, 0]
@@ -1006,46 +1008,59 @@ class AutoencoderAnomalyDetector(
         self.n_neighbors_ = k
         self.reference_embedding_ = np.ascontiguousarray(reference)
         self.reference_weights_ = None if (weights == 1.0).all() else weights
-        own = np.full(X.shape[0], -1)
-        own[kept > 0] = first + np.arange(int((kept > 0).sum()))
-        return self._neighbor_scores(X, own)
+        own = np.full(len(kept), -1)
+        own[mine] = first + np.arange(int(mine.sum()))
+        return _negated(_neighbors.kth_distances(
+            embeddings, self.reference_embedding_, self.reference_weights_, k, own), dtype)
+
+    def _embedding_maps(self):
+        """``(residual_mean, residual_map, code_mean, code_map)``: the embedding's maps.
+
+        The embedding (see ``n_neighbors``) of a residual ``e`` and code
+        ``z`` is ``[(e - residual_mean) @ residual_map, (z - code_mean) @
+        code_map]``; with the spherical residual, ``residual_mean`` is None
+        and ``residual_map`` the vector ``e`` is multiplied by, ``1 /
+        sqrt(error_scale_ * feature_error_scale_)`` (the latter 1 without
+        relative errors). ``code_map`` is ``code_whitening_`` times
+        ``sqrt(code_weight)``.
+        """
+        code_map = self.code_whitening_ * np.sqrt(self._code_weight)
+        if self.residual_whitening_ is not None:
+            return self.residual_mean_, self.residual_whitening_, self.code_mean_, code_map
+        scale = np.full(self._spec.n_features, self.error_scale_)
+        if self.feature_error_scale_ is not None:
+            scale = scale * self.feature_error_scale_
+        return None, 1.0 / np.sqrt(scale), self.code_mean_, code_map
+
+    def _embed(self, residuals, codes):
+        """The embeddings (see ``n_neighbors``) of rows' residuals and codes, in float64."""
+        residual_mean, residual_map, code_mean, code_map = self._embedding_maps()
+        with np.errstate(over="ignore", invalid="ignore"):
+            if residual_mean is None:
+                white = residuals * residual_map
+            else:
+                white = _inference.whitened_residuals(residuals, residual_mean, residual_map)
+            return np.hstack([white, (codes - code_mean) @ code_map])
 
     def _embeddings(self, X):
-        """Yield ``(start, stop, embeddings)`` of X's rows, block by block (see ``n_neighbors``)."""
+        """Yield the embeddings of X's rows, block by block, from the network."""
         spec = self._spec
-        unit = None
-        if self.residual_whitening_ is None:  # spherical: over the square root of the usual error
-            unit = np.full(spec.n_features, self.error_scale_)
-            if self.feature_error_scale_ is not None:
-                unit = unit * self.feature_error_scale_
-            unit = 1.0 / np.sqrt(unit)
-        code_factor = np.sqrt(self._code_weight)
+        width = spec.n_features + spec.n_components
         n_reference = 0 if self.reference_embedding_ is None else len(self.reference_embedding_)
-        step = _neighbors.block_rows(n_reference, spec.n_features + spec.n_components)
+        step = _neighbors.block_rows(n_reference, width)
         for a in range(0, X.shape[0], step):
-            b = min(a + step, X.shape[0])
-            rows = dense_rows(X, a, b)
+            rows = dense_rows(X, a, min(a + step, X.shape[0]))
             residuals = np.empty(rows.shape, dtype=np.float64)
-            codes = np.empty((b - a, spec.n_components))
+            codes = np.empty((rows.shape[0], spec.n_components))
             self._errors(rows, False, codes=codes, residuals=residuals)
-            with np.errstate(over="ignore", invalid="ignore"):
-                if unit is None:
-                    white = _inference.whitened_residuals(residuals, self.residual_mean_,
-                                                          self.residual_whitening_)
-                else:
-                    white = residuals * unit
-                code = (codes - self.code_mean_) @ self.code_whitening_ * code_factor
-            yield a, b, np.hstack([white, code])
+            yield self._embed(residuals, codes)
 
-    def _neighbor_scores(self, X, own=None):
+    def _neighbor_scores(self, X):
         """``score_samples`` with ``n_neighbors``: minus the squared ``k``-th distances."""
-        distances = np.empty(X.shape[0])
-        for a, b, z in self._embeddings(X):
-            distances[a:b] = _neighbors.kth_distances(
-                z, self.reference_embedding_, self.reference_weights_, self.n_neighbors_,
-                None if own is None else own[a:b])
-        with np.errstate(over="ignore"):
-            return (-distances).astype(X.dtype)
+        distances = [_neighbors.kth_distances(z, self.reference_embedding_,
+                                              self.reference_weights_, self.n_neighbors_)
+                     for z in self._embeddings(X)]
+        return _negated(np.concatenate(distances), X.dtype)
 
     def _errors_and_codes(self, X, residuals=None):
         """Residual terms and codes of X, from one pass of the network.
@@ -1191,6 +1206,12 @@ class AutoencoderAnomalyDetector(
         if self._spec.variational:
             return self._feature_nll(X)
         return self._errors(X, per_feature=True)
+
+
+def _negated(distances, dtype):
+    """Scores from squared distances: their opposites in ``dtype`` (an overflow is -inf)."""
+    with np.errstate(over="ignore"):
+        return (-distances).astype(dtype)
 
 
 def _every_rank(values, weights, collective):

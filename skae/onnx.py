@@ -272,13 +272,13 @@ def _nan_to(g, x, value):
     return g.op("Where", g.op("IsNaN", x), g.scalar(value), x)
 
 
-def _errors(g, x, est, with_codes=False, residual=False, relative=True):
+def _errors(g, x, est, with_codes=False, residual=False):
     """Elementwise reconstruction errors (standardized units), NaN as +inf.
 
     With ``with_codes``, ``(errors, codes)``: the codes from the same pass.
     With ``residual`` (squared error loss), the residuals (reconstruction
-    minus standardized input) instead of the errors. ``relative=False``
-    leaves out the division by ``feature_error_scale_``.
+    minus standardized input) instead of the errors; relative errors do not
+    divide them.
     """
     net = est.module_
     xs = _emit_steps(g, x, net.inference_steps(("standardize",)))
@@ -297,7 +297,7 @@ def _errors(g, x, est, with_codes=False, residual=False, relative=True):
         log_q = g.op("Max", g.op("Log", g.op("Sub", g.scalar(1.0), p)), floor)
         one_minus = g.op("Sub", g.scalar(1.0), xs)
         err = g.op("Neg", g.op("Add", g.op("Mul", xs, log_p), g.op("Mul", one_minus, log_q)))
-    scale = getattr(est, "feature_error_scale_", None) if relative else None
+    scale = None if residual else getattr(est, "feature_error_scale_", None)
     if scale is not None:  # relative errors, as the estimator computes them
         with np.errstate(over="ignore"):
             inverse = (1.0 / np.asarray(scale, np.float64)).astype(np.float32)
@@ -396,10 +396,15 @@ def _score_samples(g, x, est):
     return g.op("Neg", _nan_to(g, _code_combination(g, codes, est, err, full), np.inf))
 
 
+def _whitened(g, rows, mean, whitening, name, dtype=np.float32):
+    """``(rows - mean) @ whitening``, the constants in ``dtype``."""
+    centered = g.op("Sub", rows, g.const(mean.reshape(1, -1), f"{name}_mean", dtype))
+    return g.op("MatMul", centered, g.const(whitening, f"{name}_whitening", dtype))
+
+
 def _squared_norm(g, rows, mean, whitening, name):
     """``||(rows - mean) @ whitening||^2`` of every row."""
-    centered = g.op("Sub", rows, g.const(mean.reshape(1, -1), f"{name}_mean"))
-    white = g.op("MatMul", centered, g.const(whitening, f"{name}_whitening"))
+    white = _whitened(g, rows, mean, whitening, name)
     return g.reduce("ReduceSum", g.op("Mul", white, white), [1])
 
 
@@ -410,23 +415,16 @@ def _neighbor_distances(g, x, est):
     float32 residuals and codes; NaN (an overflow) is +inf.
     """
     f64 = np.float64
-    residuals, codes = _errors(g, x, est, with_codes=True, residual=True, relative=False)
+    residuals, codes = _errors(g, x, est, with_codes=True, residual=True)
     residuals = g.op("Cast", residuals, to=TensorProto.DOUBLE)
     codes = g.op("Cast", codes, to=TensorProto.DOUBLE)
-    if est.residual_whitening_ is not None:
-        centered = g.op("Sub", residuals, g.const(est.residual_mean_.reshape(1, -1),
-                                                  "residual_mean", f64))
-        white = g.op("MatMul", centered, g.const(est.residual_whitening_, "residual_whitening",
-                                                 f64))
+    residual_mean, residual_map, code_mean, code_map = est._embedding_maps()
+    if residual_mean is None:  # spherical: a factor per feature
+        white = g.op("Mul", residuals, g.const(residual_map.reshape(1, -1), "residual_unit",
+                                               f64))
     else:
-        unit = np.full(est._spec.n_features, est.error_scale_)
-        if est.feature_error_scale_ is not None:
-            unit = unit * est.feature_error_scale_
-        white = g.op("Mul", residuals, g.const((1.0 / np.sqrt(unit)).reshape(1, -1),
-                                               "residual_unit", f64))
-    centered = g.op("Sub", codes, g.const(est.code_mean_.reshape(1, -1), "code_mean", f64))
-    code = g.op("MatMul", centered, g.const(est.code_whitening_ * np.sqrt(est._code_weight),
-                                            "code_whitening", f64))
+        white = _whitened(g, residuals, residual_mean, residual_map, "residual", f64)
+    code = _whitened(g, codes, code_mean, code_map, "code", f64)
     z = g.op("Concat", white, code, axis=1)
     reference, weights = est.reference_embedding_, est.reference_weights_
     k = est.n_neighbors_

@@ -883,3 +883,27 @@ def test_n_neighbors_follows_the_last_training_call(blobs):
     assert det.n_neighbors_ is None and det.reference_embedding_ is None
     gaussian = AutoencoderAnomalyDetector(trim_fraction=0.0, **NEIGHBORS).fit(X)
     np.testing.assert_array_equal(det.score_samples(X), gaussian.score_samples(X))
+
+
+@pytest.mark.parametrize("residual", ["full", "spherical"])
+def test_neighbor_fit_embeds_the_in_memory_training_rows_from_one_pass(blobs, monkeypatch,
+                                                                       residual):
+    X, _ = blobs
+    calls = []
+    errors = skae._inference.reconstruction_errors
+
+    def counting_errors(*args, **kwargs):
+        calls.append(len(args[1]))  # rows
+        return errors(*args, **kwargs)
+
+    monkeypatch.setattr(skae._inference, "reconstruction_errors", counting_errors)
+    params = dict(NEIGHBORS, n_neighbors=2, residual_covariance=residual)
+    cached = AutoencoderAnomalyDetector(**params).fit(X)
+    assert calls == [len(X)]  # the residuals and codes of the statistics' pass
+    calls.clear()
+    monkeypatch.setattr(skae.anomaly, "RESIDUAL_CACHE_BYTES", X.size * 8 - 1)  # too small
+    again = AutoencoderAnomalyDetector(**params).fit(X)
+    assert calls == [len(X), len(X)]  # the embeddings: one pass more (one block here)
+    np.testing.assert_allclose(again.reference_embedding_, cached.reference_embedding_,
+                               rtol=1e-9, atol=1e-12)
+    assert again.offset_ == pytest.approx(cached.offset_, rel=1e-9)
