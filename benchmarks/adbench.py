@@ -65,14 +65,14 @@ Out-of-sample selection (``--cv-folds K``): the 43 ADBench datasets are
 assigned to K folds by a seeded shuffle; every candidate configuration of
 ``--grid`` (a JSON object ``{name: AutoencoderAnomalyDetector overrides}``,
 default ``benchmarks/adbench_grid.json``) is scored on every dataset with the
-first seed; for each fold, the candidate with the best mean AUCROC on the
+first seed (or the mean over ``--selection-seeds``); for each fold, the candidate with the best mean AUCROC on the
 other folds is evaluated on the held-out fold with every seed. The held-out
 means over all datasets estimate the performance of the selection out of
 sample; the candidate best on all datasets is the one to ship, and its mean
 is reported next to them as the in-sample figure, with IsolationForest on the
 same splits. Each candidate's rows are cached in
-``<out>/adbench_<tag>_cache/<candidate>.csv`` (with its parameters), so a
-rerun fits only what changed.
+``<out>/adbench_<tag>_cache/<candidate>.csv`` (with its parameters; ``--cache``
+names another folder), so a rerun fits only what changed.
 
 The 43 ADBench "Classical" datasets are averaged together; the 5 ``odds_*``
 datasets (ODDS versions that differ from ADBench's) are averaged separately
@@ -613,11 +613,12 @@ def cached_results(candidate, method, params, datasets, seeds, data_dir, cache_d
 
 
 def cross_validate(grid, datasets, n_folds, seeds, data_dir, cache_dir, split=make_split,
-                   peers=("iforest",)):
+                   peers=("iforest",), selection_seeds=None):
     """Choose a configuration by cross-validation over datasets.
 
-    Every candidate is scored on every dataset with the first seed. For each
-    fold, the candidate with the best mean AUCROC on the other folds' datasets
+    Every candidate is scored on every dataset with the selection seeds (the
+    first seed by default), a dataset's score being its mean over them. For
+    each fold, the candidate with the best mean AUCROC on the other folds' datasets
     is chosen and evaluated on the held-out fold with every seed; the
     held-out means over all datasets are the out-of-sample estimate. The
     candidate with the best mean on all datasets is the one the protocol
@@ -632,7 +633,7 @@ def cross_validate(grid, datasets, n_folds, seeds, data_dir, cache_dir, split=ma
     n_folds : int
         Number of folds over the datasets.
     seeds : list of int
-        Seeds; the first selects, all of them evaluate.
+        Seeds; all of them evaluate.
     data_dir : pathlib.Path
         Folder of the ``.npz`` files.
     cache_dir : pathlib.Path
@@ -641,12 +642,14 @@ def cross_validate(grid, datasets, n_folds, seeds, data_dir, cache_dir, split=ma
         The protocol: :func:`make_split` or :func:`make_novelty_split`.
     peers : sequence of str, default=("iforest",)
         Other methods scored on the same splits with every seed.
+    selection_seeds : list of int or None, default=None
+        Seeds whose mean AUCROC selects; None: the first of ``seeds``.
 
     Returns
     -------
     cv : dict
-        ``folds`` ({dataset: fold}), ``selection`` (seed-1 mean AUCROC of every
-        candidate on all datasets and on each fold's training folds),
+        ``folds`` ({dataset: fold}), ``selection`` (mean AUCROC over the selection
+        seeds of every candidate on all datasets and on each fold's training folds),
         ``chosen`` (the candidate of each fold), ``shipped`` (the candidate
         chosen on all datasets), ``held_out`` (long-format rows, all seeds, of
         each dataset's held-out candidate, method ``"skae (held-out)"``),
@@ -654,14 +657,14 @@ def cross_validate(grid, datasets, n_folds, seeds, data_dir, cache_dir, split=ma
         ``"skae (in-sample)"``) and ``peers`` (the peers' rows, in their order).
     """
     folds = assign_folds(datasets, n_folds)
-    first = [seeds[0]]
+    chosen_by = list(selection_seeds or seeds[:1])
     scores = {}
     for candidate, params in grid.items():
-        rows = cached_results(candidate, "skae", params, datasets, first, data_dir, cache_dir,
-                              split)
-        scores[candidate] = rows.set_index("dataset")["aucroc"]
-        print(f"  {candidate}: seed-{first[0]} mean AUCROC {scores[candidate].mean() * 100:.2f}",
-              flush=True)
+        rows = cached_results(candidate, "skae", params, datasets, chosen_by, data_dir,
+                              cache_dir, split)
+        scores[candidate] = rows.groupby("dataset")["aucroc"].mean()
+        print(f"  {candidate}: mean AUCROC {scores[candidate].mean() * 100:.2f} (seeds "
+              f"{','.join(map(str, chosen_by))})", flush=True)
     scores = pd.DataFrame(scores).loc[datasets]
     fold_of = pd.Series(folds).loc[datasets]
     selection = {"all": scores.mean() * 100}
@@ -1040,7 +1043,8 @@ def cv_report(cv, grid, info, args, command):
     lines = header_lines(args, command, f"{title}: {args.tag}") + [
         f"- protocol: {protocol}; {len(info)} ADBench "
         f"datasets assigned to {k} folds by a seeded shuffle (seed {FOLD_SEED}); every "
-        f"candidate of `{args.grid.name}` scored with seed {args.seeds[0]}; for each fold "
+        f"candidate of `{args.grid.name}` scored with {_seed_words(args.selection_seeds)}; "
+        "for each fold "
         "the candidate with the best mean AUCROC on the other folds is evaluated on the "
         "held-out fold with every seed",
         f"- shipped default: `{cv['shipped']}` = `{json.dumps(grid[cv['shipped']])}` "
@@ -1071,7 +1075,8 @@ def cv_report(cv, grid, info, args, command):
                      f"| {_fmt(held.loc[names, 'aucroc'].mean())} "
                      f"| {_fmt(held.loc[names, 'aucpr'].mean())} |")
     selection = cv["selection"]
-    lines += ["", f"## Candidates (seed {args.seeds[0]} mean AUCROC, percent)", "",
+    lines += ["", f"## Candidates (mean AUCROC, percent, {_seed_words(args.selection_seeds)})",
+              "",
               "| candidate | parameters | " + " | ".join(selection.columns) + " |",
               "|---|---|" + "---:|" * len(selection.columns)]
     for candidate, row in selection.iterrows():
@@ -1081,6 +1086,11 @@ def cv_report(cv, grid, info, args, command):
         lines += ["", f"## {metric.upper()} per dataset (percent, seed means)", "",
                   per_dataset_markdown(results, info, methods, metric)]
     return "\n".join(lines) + "\n"
+
+
+def _seed_words(seeds):
+    """``"seed 1"`` or ``"seeds 1, 2, 3"``."""
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
 
 
 NOVELTY_PROTOCOL = (
@@ -1136,6 +1146,40 @@ def novelty_report(results, info, methods, args, command):
     return "\n".join(lines) + "\n"
 
 
+def add_data_arguments(parser, all_datasets):
+    """Add the arguments every ADBench script takes: the data, seeds, output and threads.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The script's parser.
+    all_datasets : str
+        What ``--datasets`` defaults to, in words.
+    """
+    parser.add_argument("data_dir", nargs="?", type=Path, default=default_data_dir(),
+                        help="folder of the .npz files (default: $SKAE_DATA/adbench)")
+    parser.add_argument("--datasets", default=None,
+                        help=f"comma-separated file stems (default: {all_datasets})")
+    parser.add_argument("--seeds", default=None, help="comma-separated (default: 1,2,3)")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch and BLAS threads (default: 1)")
+
+
+def parse_data_arguments(args):
+    """Turn ``--seeds`` and ``--datasets`` into lists (None where not given).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by a parser given :func:`add_data_arguments`.
+    """
+    if args.seeds is not None:
+        args.seeds = [int(s) for s in args.seeds.split(",")]
+    if args.datasets is not None:
+        args.datasets = [d for d in args.datasets.split(",") if d]
+
+
 def parse_args(argv=None):
     """Parse the command line.
 
@@ -1149,32 +1193,31 @@ def parse_args(argv=None):
     args : argparse.Namespace
     """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("data_dir", nargs="?", type=Path, default=default_data_dir(),
-                        help="folder of the .npz files (default: $SKAE_DATA/adbench)")
+    add_data_arguments(parser, "all")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke test: {', '.join(QUICK_DATASETS)}, seed 1")
     parser.add_argument("--methods", default=None,
                         help="comma-separated subset of " + ",".join(ALL_METHODS)
                         + " (default: all but knn,lof; with --mode novelty: "
                         + ",".join(NOVELTY_METHODS) + ")")
-    parser.add_argument("--datasets", default=None,
-                        help="comma-separated file stems (default: all)")
-    parser.add_argument("--seeds", default=None, help="comma-separated (default: 1,2,3)")
     parser.add_argument("--skae-params", default="{}", type=json.loads,
                         help="JSON dict overriding AutoencoderAnomalyDetector defaults")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     parser.add_argument("--tag", default=None, help="name of the outputs (default: quick/full)")
     parser.add_argument("--reuse", type=Path, default=None, metavar="CSV",
                         help="add the rows of methods not run here from an earlier run's CSV "
                              "(same script, so the same splits), e.g. the slow pyod_ae")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch and BLAS threads (default: 1)")
     parser.add_argument("--mode", choices=("unsupervised", "novelty"), default="unsupervised",
                         help="unsupervised: ADBench's protocol (training data with anomalies); "
                              "novelty: training on half of the normal samples only")
     parser.add_argument("--cv-folds", type=int, default=None, metavar="K",
                         help="out-of-sample selection of skae's configuration among --grid "
                              "by K-fold cross-validation over the ADBench datasets")
+    parser.add_argument("--selection-seeds", default=None,
+                        help="comma-separated seeds whose mean AUCROC selects among --grid "
+                             "(default: the first of --seeds)")
+    parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                        help="folder of --cv-folds' cached candidate rows (default: "
+                             "<out>/adbench_<tag>_cache)")
     parser.add_argument("--grid", type=Path, default=None,
                         help="JSON candidates of --cv-folds (default: adbench_grid.json; "
                              "with --mode novelty: adbench_grid_novelty.json)")
@@ -1187,13 +1230,10 @@ def parse_args(argv=None):
     unknown = set(args.methods) - set(ALL_METHODS)
     if unknown:
         parser.error(f"unknown methods: {sorted(unknown)}")
-    if args.seeds is not None:
-        args.seeds = [int(s) for s in args.seeds.split(",")]
-    else:
+    parse_data_arguments(args)
+    if args.seeds is None:
         args.seeds = [1] if args.quick else list(DEFAULT_SEEDS)
-    if args.datasets is not None:
-        args.datasets = [d for d in args.datasets.split(",") if d]
-    elif args.quick:
+    if args.datasets is None and args.quick:
         args.datasets = list(QUICK_DATASETS)
     if args.tag is None:
         args.tag = "quick" if args.quick else "full"
@@ -1204,6 +1244,8 @@ def parse_args(argv=None):
             args.tag = "novelty" + ("_quick" if args.quick else "")
     if args.grid is None:
         args.grid = NOVELTY_GRID if args.mode == "novelty" else DEFAULT_GRID
+    args.selection_seeds = ([int(s) for s in args.selection_seeds.split(",")]
+                            if args.selection_seeds is not None else args.seeds[:1])
     if args.cv_folds is not None and args.cv_folds < 2:
         parser.error("--cv-folds needs at least 2 folds")
     return args
@@ -1248,8 +1290,8 @@ def main(argv=None):
     if args.cv_folds:
         datasets = [d for d in datasets if not d.startswith(ODDS_PREFIX)]
         grid = load_grid(args.grid)
-        cache_dir = args.out / f"adbench_{args.tag}_cache"
-        cache_dir.mkdir(exist_ok=True)
+        cache_dir = args.cache or args.out / f"adbench_{args.tag}_cache"
+        cache_dir.mkdir(parents=True, exist_ok=True)
         print(f"{len(datasets)} datasets, {len(grid)} candidates, {args.cv_folds} folds",
               flush=True)
         novelty = args.mode == "novelty"
@@ -1257,7 +1299,7 @@ def main(argv=None):
         with threadpool_limits(limits=args.threads):
             cv = cross_validate(grid, datasets, args.cv_folds, args.seeds, args.data_dir,
                                 cache_dir, split=make_novelty_split if novelty else make_split,
-                                peers=peers)
+                                peers=peers, selection_seeds=args.selection_seeds)
         results = pd.concat([cv["held_out"], cv["in_sample"], cv["peers"]],
                             ignore_index=True)
         results.drop(columns="params").to_csv(csv_path, index=False)

@@ -116,15 +116,27 @@ def test_adbench_novelty_split_trains_on_normal_samples_only():
     assert not np.array_equal(bench.make_novelty_split(X, y, seed=2)[0], X_train)
 
 
+#: Two quick candidates of the cross-validation tests.
+QUICK_GRID = {"short": {"max_iter": 1, "noise": "masking"},
+              "longer": {"max_iter": 3, "noise": "masking"}}
+
+
+@pytest.fixture
+def quick_grid(tmp_path):
+    """:data:`QUICK_GRID` written to a JSON file; returns its path."""
+    import json
+
+    path = tmp_path / "grid.json"
+    path.write_text(json.dumps(QUICK_GRID))
+    return path
+
+
 @needs_adbench
-def test_adbench_cross_validation_quick_mode(tmp_path):
+def test_adbench_cross_validation_quick_mode(tmp_path, quick_grid):
     """Selection by cross-validation over datasets, with cached candidates."""
     import json
 
-    grid = {"short": {"max_iter": 1, "noise": "masking"},
-            "longer": {"max_iter": 3, "noise": "masking"}}
-    grid_path = tmp_path / "grid.json"
-    grid_path.write_text(json.dumps(grid))
+    grid, grid_path = QUICK_GRID, quick_grid
     argv = [str(ADBENCH_DIR), "--quick", "--cv-folds", "2", "--grid", str(grid_path),
             "--out", str(tmp_path)]
     bench = load("adbench")
@@ -144,6 +156,87 @@ def test_adbench_cross_validation_quick_mode(tmp_path):
     again = load("adbench").main(argv)  # cached: nothing is refitted
     assert cache.read_text() == before
     assert again["held_out"]["aucroc"].tolist() == held["aucroc"].tolist()
+
+
+@needs_adbench
+def test_adbench_selection_by_the_mean_over_several_seeds(tmp_path, quick_grid):
+    """``--selection-seeds`` chooses by the mean over those seeds; ``--cache`` holds the rows."""
+    grid, grid_path = QUICK_GRID, quick_grid
+    cache = tmp_path / "rows"
+    bench = load("adbench")
+    cv = bench.main([str(ADBENCH_DIR), "--quick", "--cv-folds", "2", "--grid", str(grid_path),
+                     "--seeds", "1,2", "--selection-seeds", "1,2", "--cache", str(cache),
+                     "--out", str(tmp_path / "out")])
+    means = {}
+    for name in grid:
+        rows = bench.pd.read_csv(cache / f"{name}.csv")
+        assert sorted(set(rows["seed"])) == [1, 2]
+        means[name] = rows.groupby("dataset")["aucroc"].mean().mean() * 100
+    for name, mean in means.items():
+        assert cv["selection"].loc[name, "all"] == pytest.approx(mean)
+    assert cv["shipped"] == max(means, key=means.get)
+    assert not (tmp_path / "out" / "adbench_cv2_quick_cache").exists()
+    assert "scored with seeds 1, 2" in (tmp_path / "out" / "adbench_cv2_quick.md").read_text()
+
+
+def test_adbench_trials_feature_bagging_subsets():
+    import numpy as np
+
+    trials = load("adbench_trials")
+    rng = np.random.RandomState(0)
+    for d in (3, 4, 9, 30):
+        sizes = set()
+        for columns in trials.bagging_subsets(d, 200, rng):
+            assert len(set(columns)) == len(columns) and list(columns) == sorted(columns)
+            assert 0 <= columns.min() and columns.max() < d
+            sizes.add(len(columns))
+        assert sizes == set(range(min(max(2, d // 2), d - 1), d))  # every size, all but one
+    for d in (1, 2):  # too few features to leave one out
+        assert all(list(c) == list(range(d)) for c in trials.bagging_subsets(d, 3, rng))
+
+
+def test_adbench_trials_two_stage_keeps_the_most_normal_rows():
+    import numpy as np
+
+    trials = load("adbench_trials")
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.normal(size=(270, 4)), rng.normal(8.0, 1.0, size=(30, 4))])
+    rows = trials.most_normal(X, seed=0, keep=0.8, max_iter=5)
+    assert rows.sum() == 240 and not rows[270:].any()
+
+
+def test_adbench_trials_feature_bagging_standardizes_each_member():
+    """One member on two features: its scores minus their training median, over their IQR."""
+    import numpy as np
+
+    from skae import AutoencoderAnomalyDetector
+
+    trials = load("adbench_trials")
+    rng = np.random.RandomState(0)
+    X_train, X_test = rng.normal(size=(200, 2)), rng.normal(size=(20, 2)) * 3
+    scores = trials.feature_bagging(X_train, X_test, 7, 1, max_iter=3)
+    member = AutoencoderAnomalyDetector(
+        random_state=np.random.RandomState(7).randint(2**31 - 1), max_iter=3).fit(X_train)
+    q1, median, q3 = np.percentile(-member.score_samples(X_train), [25, 50, 75])
+    np.testing.assert_allclose(scores, (-member.score_samples(X_test) - median) / (q3 - q1))
+
+
+@needs_adbench
+def test_adbench_trials_run_on_the_benchmark_splits(tmp_path):
+    """The trials' defaults and IsolationForest equal adbench.py's rows on the same splits."""
+    trials = load("adbench_trials")
+    names = ["defaults", "iforest", "feature_bagging_4x5", "two_stage_80"]
+    results = trials.main([str(ADBENCH_DIR), "--datasets", "WBC", "--seeds", "1",
+                           "--trials", ",".join(names[1:]), "--out", str(tmp_path)])
+    assert list(results["method"]) == names  # the defaults always run, first
+    assert (results["warnings"] == 0).all() and results["aucroc"].between(0, 1).all()
+    direct = load("adbench").main([str(ADBENCH_DIR), "--datasets", "WBC", "--seeds", "1",
+                                   "--methods", "skae,iforest", "--out", str(tmp_path / "d")])
+    by_method = results.set_index("method")["aucroc"]
+    for trial, method in (("defaults", "skae"), ("iforest", "iforest")):
+        assert by_method[trial] == direct.set_index("method").loc[method, "aucroc"]
+    text = (tmp_path / "adbench_trials.md").read_text()
+    assert all(f"| `{name}` |" in text for name in names)
 
 
 def test_adbench_cache_key_holds_the_detector_defaults():
