@@ -65,12 +65,12 @@ Out-of-sample selection (``--cv-folds K``): the 43 ADBench datasets are
 assigned to K folds by a seeded shuffle; every candidate configuration of
 ``--grid`` (a JSON object ``{name: AutoencoderAnomalyDetector overrides}``,
 default ``benchmarks/adbench_grid.json``) is scored on every dataset with the
-first seed (or the mean over ``--selection-seeds``); for each fold, the candidate with the best mean AUCROC on the
-other folds is evaluated on the held-out fold with every seed. The held-out
-means over all datasets estimate the performance of the selection out of
-sample; the candidate best on all datasets is the one to ship, and its mean
-is reported next to them as the in-sample figure, with IsolationForest on the
-same splits. Each candidate's rows are cached in
+first seed (or by its mean over ``--selection-seeds``); for each fold, the
+candidate with the best mean AUCROC on the other folds is evaluated on the
+held-out fold with every seed. The held-out means over all datasets
+estimate the performance of the selection out of sample; the candidate best
+on all datasets is the one to ship, and its mean is reported next to them as
+the in-sample figure, with IsolationForest on the same splits. Each candidate's rows are cached in
 ``<out>/adbench_<tag>_cache/<candidate>.csv`` (with its parameters; ``--cache``
 names another folder), so a rerun fits only what changed.
 
@@ -618,8 +618,8 @@ def cross_validate(grid, datasets, n_folds, seeds, data_dir, cache_dir, split=ma
 
     Every candidate is scored on every dataset with the selection seeds (the
     first seed by default), a dataset's score being its mean over them. For
-    each fold, the candidate with the best mean AUCROC on the other folds' datasets
-    is chosen and evaluated on the held-out fold with every seed; the
+    each fold, the candidate with the best mean AUCROC on the other folds'
+    datasets is chosen and evaluated on the held-out fold with every seed; the
     held-out means over all datasets are the out-of-sample estimate. The
     candidate with the best mean on all datasets is the one the protocol
     ships; its mean over every seed is the in-sample figure.
