@@ -387,10 +387,39 @@ def run_one(name, X, y, seed, method, skae_params, split):
         (the number of warnings the fit and scoring emitted).
     """
     X_train, X_test, _, y_test = split(X, y, seed)
+    return scored_row(name, seed, method, X_train, X_test, y_test,
+                      lambda a, b: fit_score(method, a, b, seed, skae_params))
+
+
+def scored_row(name, seed, method, X_train, X_test, y_test, scores_of):
+    """Time one fit and scoring, count its warnings and evaluate it.
+
+    Parameters
+    ----------
+    name : str
+        Dataset name, for the row.
+    seed : int
+        Seed of the split, for the row.
+    method : str
+        Name of the method, for the row.
+    X_train, X_test : ndarray
+        Scaled training and test features.
+    y_test : ndarray
+        Test labels (1 = anomaly).
+    scores_of : callable
+        ``scores_of(X_train, X_test)`` fits on ``X_train`` and returns the
+        anomaly scores of ``X_test`` (higher = more anomalous).
+
+    Returns
+    -------
+    row : dict
+        dataset, seed, method, aucroc, aucpr, fit_score_seconds and warnings
+        (the number of warnings the fit and scoring emitted).
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         tic = time.perf_counter()
-        scores = fit_score(method, X_train, X_test, seed, skae_params)
+        scores = scores_of(X_train, X_test)
         seconds = time.perf_counter() - tic
     aucroc, aucpr = evaluate(y_test, scores)
     if np.isnan(aucroc):
@@ -1146,6 +1175,33 @@ def novelty_report(results, info, methods, args, command):
     return "\n".join(lines) + "\n"
 
 
+def chosen_datasets(data_dir, requested=None):
+    """The datasets to run: ``requested``, or every ``.npz`` file of ``data_dir``.
+
+    Exits with a message when ``data_dir`` holds no ``.npz`` file or lacks a
+    requested one.
+
+    Parameters
+    ----------
+    data_dir : pathlib.Path
+        Folder of the ``.npz`` files.
+    requested : list of str or None, default=None
+        File stems; None: all of them, the ADBench ones first, then the
+        ``odds_*`` ones, each group in case-insensitive order.
+
+    Returns
+    -------
+    datasets : list of str
+    """
+    available = sorted(p.stem for p in data_dir.glob("*.npz"))
+    if not available:
+        sys.exit(f"no .npz files in {data_dir}")
+    absent = [d for d in requested or () if d not in available]
+    if absent:
+        sys.exit(f"datasets not found in {data_dir}: {', '.join(absent)}")
+    return requested or sorted(available, key=lambda s: (s.startswith(ODDS_PREFIX), s.lower()))
+
+
 def add_data_arguments(parser, all_datasets):
     """Add the arguments every ADBench script takes: the data, seeds, output and threads.
 
@@ -1275,14 +1331,7 @@ def main(argv=None):
             print(f"note: pyod is not installed; skipping {', '.join(skipped)}", flush=True)
         methods = [m for m in methods if m not in PYOD_METHODS]
 
-    available = sorted(p.stem for p in args.data_dir.glob("*.npz"))
-    if not available:
-        sys.exit(f"no .npz files in {args.data_dir}")
-    datasets = args.datasets or sorted(available, key=lambda s: (s.startswith(ODDS_PREFIX),
-                                                                 s.lower()))
-    absent = [d for d in datasets if d not in available]
-    if absent:
-        sys.exit(f"datasets not found in {args.data_dir}: {', '.join(absent)}")
+    datasets = chosen_datasets(args.data_dir, args.datasets)
 
     args.out.mkdir(parents=True, exist_ok=True)
     csv_path = args.out / f"adbench_{args.tag}.csv"

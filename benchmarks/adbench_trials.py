@@ -31,10 +31,9 @@ Usage::
 """
 
 import argparse
+import functools
 import shlex
 import sys
-import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -216,16 +215,9 @@ def run_trials(trials, datasets, seeds, data_dir, csv_path):
         for seed in seeds:
             X_train, X_test, _, y_test = adbench.make_split(X, y, seed)
             for trial in trials:
-                adbench.seed_everything(seed)
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    tic = time.perf_counter()
-                    scores = TRIALS[trial][1](X_train, X_test, seed)
-                    seconds = time.perf_counter() - tic
-                aucroc, aucpr = adbench.evaluate(y_test, scores)
-                rows.append({"dataset": name, "seed": seed, "method": trial, "aucroc": aucroc,
-                             "aucpr": aucpr, "fit_score_seconds": seconds,
-                             "warnings": len(caught)})
+                scores_of = functools.partial(TRIALS[trial][1], seed=seed)
+                rows.append(adbench.scored_row(name, seed, trial, X_train, X_test, y_test,
+                                               scores_of))
         pd.DataFrame(rows).to_csv(csv_path, index=False)
         print(f"[{i}/{len(datasets)}] {name}", flush=True)
     return pd.DataFrame(rows)
@@ -251,8 +243,7 @@ def report(results, trials, args, command):
     """
     summary = adbench.comparison(results, trials, "defaults")
     roc = results.groupby(["dataset", "method"])["aucroc"].mean().unstack()[trials] * 100
-    summary.insert(2, "AUCROC - defaults", summary["AUCROC"] - summary.loc["defaults", "AUCROC"])
-    summary["AUCROC - defaults"] = summary["AUCROC - defaults"].astype(float)
+    baseline = summary.loc["defaults", "AUCROC"]
     lines = adbench.header_lines(args, command, f"ADBench trials: {args.tag}") + [
         f"- protocol: ADBench unsupervised (see adbench_full.md), {len(roc)} datasets; every "
         "trial on the same splits; `defaults wins` counts the datasets where the defaults' "
@@ -267,7 +258,7 @@ def report(results, trials, args, command):
     ]
     for trial, row in summary.iterrows():
         cells = [adbench._fmt(row["AUCROC"]), adbench._fmt(row["AUCPR"]),
-                 "" if trial == "defaults" else f"{row['AUCROC - defaults']:+.2f}",
+                 "" if trial == "defaults" else f"{row['AUCROC'] - baseline:+.2f}",
                  *("" if row[c] == "" else str(int(row[c]))
                    for c in ("defaults wins", "ties", "defaults losses")),
                  adbench._fmt(row["seconds"], 1), str(int(row["warnings"]))]
@@ -326,11 +317,8 @@ def main(argv=None):
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     args.revision = adbench.source_revision()
     torch.set_num_threads(args.threads)
-    datasets = args.datasets or sorted(
-        (p.stem for p in args.data_dir.glob("*.npz") if not p.stem.startswith(
-            adbench.ODDS_PREFIX)), key=str.lower)
-    if not datasets:
-        sys.exit(f"no .npz files in {args.data_dir}")
+    datasets = [d for d in adbench.chosen_datasets(args.data_dir, args.datasets)
+                if args.datasets or not d.startswith(adbench.ODDS_PREFIX)]
     args.out.mkdir(parents=True, exist_ok=True)
     csv_path = args.out / f"adbench_{args.tag}.csv"
     with threadpool_limits(limits=args.threads):

@@ -98,6 +98,20 @@ def test_adbench_folds_are_fixed_and_balanced():
     assert sizes == [10, 11, 11, 11]
 
 
+def test_adbench_chosen_datasets(tmp_path):
+    import numpy as np
+
+    bench = load("adbench")
+    with pytest.raises(SystemExit, match="no .npz files"):
+        bench.chosen_datasets(tmp_path)
+    for name in ("odds_wbc", "wine", "WBC", "annthyroid"):
+        np.savez(tmp_path / f"{name}.npz", X=np.zeros((2, 1)), y=np.zeros(2))
+    assert bench.chosen_datasets(tmp_path) == ["annthyroid", "WBC", "wine", "odds_wbc"]
+    assert bench.chosen_datasets(tmp_path, ["wine", "odds_wbc"]) == ["wine", "odds_wbc"]
+    with pytest.raises(SystemExit, match="not found .*: nope"):
+        bench.chosen_datasets(tmp_path, ["wine", "nope"])
+
+
 def test_adbench_novelty_split_trains_on_normal_samples_only():
     import numpy as np
 
@@ -237,6 +251,20 @@ def test_adbench_trials_run_on_the_benchmark_splits(tmp_path):
         assert by_method[trial] == direct.set_index("method").loc[method, "aucroc"]
     text = (tmp_path / "adbench_trials.md").read_text()
     assert all(f"| `{name}` |" in text for name in names)
+
+
+@needs_adbench
+def test_adbench_trials_leave_the_odds_datasets_out_by_default(tmp_path):
+    import numpy as np
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "WBC.npz").symlink_to(ADBENCH_DIR / "WBC.npz")
+    rng = np.random.RandomState(0)
+    np.savez(data / "odds_fake.npz", X=rng.normal(size=(60, 3)), y=np.arange(60) % 6 == 0)
+    results = load("adbench_trials").main([str(data), "--seeds", "1", "--trials", "iforest",
+                                           "--out", str(tmp_path / "out")])
+    assert set(results["dataset"]) == {"WBC"}
 
 
 def test_adbench_cache_key_holds_the_detector_defaults():
